@@ -1,0 +1,189 @@
+"""slipsctl: the command-line client of slipsd. Help texts come from the protocol's command table.
+
+Parameters are spelt ``Optional[X]``, not ``X | None``, because typer 0.7 (Debian 12)
+does not understand the latter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn, Optional
+
+import typer
+
+from slipsctl._private import PrivateDaemon, PrivateDaemonError
+from slipsd.protocol import COMMANDS, Client, Code, ProtocolError, default_socket_path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_DENIED = 0, 1, 2, 3, 4
+
+app = typer.Typer(add_completion=True, no_args_is_help=True,
+                  help="Control slipsd, the slips intrusion detection daemon.")
+
+SOCKET_OPTION = typer.Option(None, "--socket", envvar="SLIPS_SOCKET",
+                             help="control socket of slipsd [default: /run/slips/slipsd.sock]")
+JSON_OPTION = typer.Option(False, "--json", help="machine-readable output")
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    typer.echo(f"slipsctl: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _connect(socket_path: str | None) -> Client:
+    path = socket_path or default_socket_path()
+    try:
+        return Client(path)
+    except FileNotFoundError:
+        _fail(f"slipsd is not running (no socket at {path})", EXIT_NOT_RUNNING)
+    except ConnectionRefusedError:
+        _fail(f"slipsd is not running (socket {path} refuses connections)", EXIT_NOT_RUNNING)
+    except PermissionError:
+        _fail(f"permission denied on {path} (are you in the slips group?)", EXIT_DENIED)
+
+
+def _error_exit(exc: ProtocolError) -> NoReturn:
+    code = EXIT_DENIED if exc.code == Code.PERMISSION_DENIED else EXIT_FAILED
+    _fail(f"{exc.message} [{exc.code}]", code)
+
+
+@app.command(help=COMMANDS["status"].help)
+def status(socket: Optional[str] = SOCKET_OPTION, as_json: bool = JSON_OPTION) -> None:
+    with _connect(socket) as client:
+        try:
+            result = client.call("status")
+        except ProtocolError as exc:
+            _error_exit(exc)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    daemon, redis = result["daemon"], result["redis"]
+    typer.echo(f"slipsd {daemon['version']}  pid {daemon['pid']}  up {daemon['uptime']:.0f}s  "
+               f"config {daemon['config']}")
+    typer.echo(f"redis  {'up' if redis.get('up') else 'DOWN'}  {redis['url']}  "
+               f"used_memory {redis.get('used_memory', '?')}")
+    typer.echo(f"modules enabled: {', '.join(daemon['modules']) or 'none'}")
+    typer.echo("")
+    typer.echo(f"{'CHILD':44} {'STATE':9} {'PID':>7} {'RESTARTS':>8}  LAST EXIT / ERRORS")
+    for child in result["children"]:
+        extra = child.get("last_exit") or ""
+        if child["role"] == "module":
+            extra = f"processed {child.get('processed', 0)}, errors {child.get('errors', 0)}" + (
+                f" ({child['last_error']})" if child.get("last_error") else "")
+        typer.echo(f"{child['name']:44} {child['state']:9} {child['pid'] or '-':>7} "
+                   f"{child['restarts']:>8}  {extra}")
+    if result["runs"]:
+        typer.echo("")
+        for run in result["runs"]:
+            typer.echo(f"run {run['id']}  {run['state']}  {run['source']}  -> {run['output']}")
+
+
+@app.command(help=COMMANDS["analyze"].help)
+def analyze(
+    path: Path = typer.Argument(..., help="Zeek log folder or log file"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="output folder of the run"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c",
+                                       help="configuration for a private slipsd"),
+    socket: Optional[str] = SOCKET_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        _fail(f"cannot open {path}: {exc.strerror}")
+    private: PrivateDaemon | None = None
+    socket_path = socket or default_socket_path()
+    if not Path(socket_path).exists() or _refused(socket_path):
+        out_root = (output.parent if output else Path("slips_output")).resolve()
+        typer.echo(f"slipsctl: no slipsd on {socket_path}; starting a private one for this job",
+                   err=True)
+        private = PrivateDaemon(out_root, config)
+        try:
+            private.start()
+        except PrivateDaemonError as exc:
+            os.close(fd)
+            _fail(str(exc))
+        socket_path = str(private.socket_path)
+    args: dict[str, Any] = {"name": str(path.resolve())}
+    if output is not None:
+        args["output"] = str(output.resolve())
+    try:
+        with _connect(socket_path) as client:
+            client.settimeout(None)  # an analysis takes as long as it takes
+            client.send("analyze", args, fds=[fd])
+            os.close(fd)
+            final = _follow(client, show=not as_json and sys.stderr.isatty())
+    finally:
+        if private is not None:
+            private.stop()
+    if not final["ok"]:
+        err = final["error"]
+        _error_exit(ProtocolError(err["code"], err["message"]))
+    run = final["result"]
+    if as_json:
+        typer.echo(json.dumps(run, indent=2))
+    else:
+        _print_summary(run)
+
+
+def _refused(path: str) -> bool:
+    try:
+        Client(path, timeout=2).close()
+        return False
+    except OSError:
+        return True
+
+
+def _follow(client: Client, show: bool) -> dict[str, Any]:
+    final: dict[str, Any] = {}
+    for message in client.replies():
+        if message.get("event") == "progress" and show:
+            slowest = min(message.get("modules", {}).values(), default=0)
+            sys.stderr.write(f"\r{message['stage']:9} {message['events']:>10,} events read, "
+                             f"{slowest:>10,} processed by every module ")
+            sys.stderr.flush()
+        if "ok" in message:
+            final = message
+    if show:
+        sys.stderr.write("\r" + " " * 79 + "\r")
+    return final
+
+
+def _print_summary(run: dict[str, Any]) -> None:
+    s = run["summary"]
+    typer.echo(f"analyzed {run['source']} (run {run['id']})")
+    typer.echo(f"  flows {s.get('flows', 0):,}  events {s.get('events', 0):,}  "
+               f"profiles {s.get('profiles', 0):,}  lines {s.get('lines', 0):,}  "
+               f"bad lines {s.get('bad_lines', 0):,}")
+    for line in s.get("input_errors", [])[:5]:
+        typer.echo(f"  bad input: {line}")
+    by_type = s.get("evidence_by_type", {})
+    typer.echo(f"  evidence {s.get('evidence', 0)}" + (": " + ", ".join(
+        f"{k} {v}" for k, v in sorted(by_type.items())) if by_type else ""))
+    alerts = s.get("alerts_by_type", {})
+    typer.echo(f"  alerts {s.get('alerts', 0)}" + (" (" + ", ".join(
+        f"{k} {v}" for k, v in sorted(alerts.items())) + ")" if alerts else ""))
+    if run.get("problem"):
+        typer.echo(f"  problem: {run['problem']}")
+    typer.echo(f"  output {run['output']}")
+
+
+@app.command(help=COMMANDS["stop"].help)
+def stop(socket: Optional[str] = SOCKET_OPTION) -> None:
+    with _connect(socket) as client:
+        try:
+            client.call("stop")
+        except ProtocolError as exc:
+            _error_exit(exc)
+    typer.echo("slipsd is stopping")
+
+
+@app.command(help=COMMANDS["hello"].help)
+def hello(socket: Optional[str] = SOCKET_OPTION) -> None:
+    with _connect(socket) as client:
+        result = client.call("hello")
+    typer.echo(f"slipsd {result['version']} (pid {result['pid']}, protocol {result['protocol']})")

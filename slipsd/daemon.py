@@ -1,0 +1,180 @@
+"""slipsd: the long-running supervisor that owns Redis, the control socket and every run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from slipsd import __version__, protocol
+from slipsd.config import Config, runtime_dir
+from slipsd.control import ControlServer, Request, socket_answers
+from slipsd.module_loader import ModuleRef, validate_modules
+from slipsd.notify import notify
+from slipsd.protocol import Code, ProtocolError
+from slipsd.redis_server import redis_spec
+from slipsd.runs import Runs
+from slipsd.store import RedisClient, Store, StoreUnavailable, connect
+from slipsd.supervision import Child, Policy, Supervisor
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """slipsd cannot start; the message says why and what to do."""
+
+
+def policy_from(config: Config) -> Policy:
+    return Policy(
+        backoff_initial=config.get_float("supervision", "backoff_initial"),
+        backoff_max=config.get_float("supervision", "backoff_max"),
+        start_seconds=config.get_float("supervision", "start_seconds"),
+        fatal_after=config.get_int("supervision", "fatal_after"),
+        stop_timeout=config.get_float("supervision", "stop_timeout"),
+    )
+
+
+class Daemon:
+    def __init__(self, config: Config, config_path: Path) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.runtime_dir = runtime_dir(config)
+        self.socket_path = self.runtime_dir / protocol.SOCKET_NAME
+        self.supervisor = Supervisor(policy_from(config), on_change=self._on_child_change)
+        self.started = time.time()
+        self.redis_url = ""
+        self.client: RedisClient | None = None
+        self.runs: Runs | None = None
+        self.modules: dict[str, ModuleRef] = {}
+        self._stop = asyncio.Event()
+        self._server: ControlServer | None = None
+
+    async def run(self) -> int:
+        try:
+            await self._start()
+        except StartupError as exc:
+            log.error("%s", exc)
+            await self.supervisor.stop_all()
+            return 1
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stop.set)
+        notify(ready=1, status=f"serving on {self.socket_path}")
+        log.info("slipsd %s ready on %s", __version__, self.socket_path)
+        await self._stop.wait()
+        await self.shutdown()
+        return 0
+
+    async def _start(self) -> None:
+        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        if socket_answers(self.socket_path):
+            raise StartupError(f"another slipsd is already serving on {self.socket_path}; "
+                               "use another [daemon] runtime_dir to run a second one")
+        try:
+            self.modules = validate_modules(self.config)
+        except Exception as exc:
+            raise StartupError(f"invalid module configuration:\n{exc}") from exc
+        self.redis_url = self.config.get_str("database", "url")
+        timeout = self.config.get_float("database", "start_timeout")
+        if self.redis_url:
+            self.client = await self._connect(self.redis_url, timeout, None)
+        else:
+            try:
+                spec, self.redis_url = redis_spec(
+                    self.config.get_str("database", "redis_server"), self.runtime_dir)
+            except Exception as exc:
+                raise StartupError(str(exc)) from exc
+            child = self.supervisor.start(spec)
+            self.client = await self._connect(self.redis_url, timeout, child)
+        self.runs = Runs(self.supervisor, self.client, self.redis_url, self.config, self.modules)
+        self._server = ControlServer(self.socket_path, {
+            "hello": self._hello, "status": self._status, "analyze": self._analyze,
+            "stop": self._stop_cmd,
+        })
+        await self._server.start()
+
+    async def _connect(self, url: str, timeout: float, child: Child | None) -> RedisClient:
+        deadline = time.monotonic() + timeout
+        while True:
+            if child is not None and child.done:
+                raise StartupError(f"embedded redis-server failed: {child.last_exit}")
+            try:
+                return await asyncio.to_thread(connect, url, 0.2)
+            except StoreUnavailable as exc:
+                if time.monotonic() >= deadline:
+                    raise StartupError(f"{exc} (gave up after {timeout:g}s)") from exc
+
+    async def shutdown(self) -> None:
+        notify(stopping=1)
+        log.info("stopping")
+        if self._server is not None:
+            await self._server.close()
+        await self.supervisor.stop_all()
+        if self.client is not None:
+            self.client.close()
+
+    def _on_child_change(self, child: Child) -> None:
+        if self.runs is not None and child.spec.group:
+            self.runs.on_child_change(child)
+
+    # -- control commands --------------------------------------------------------
+
+    async def _hello(self, req: Request) -> dict[str, Any]:
+        return {"version": __version__, "pid": os.getpid(), "protocol": protocol.VERSION}
+
+    async def _status(self, req: Request) -> dict[str, Any]:
+        assert self.client is not None and self.runs is not None
+        children = self.supervisor.status()
+        for entry in children:
+            if entry["role"] == "module" and entry["group"]:
+                store = Store(self.client, entry["group"])
+                entry.update(await asyncio.to_thread(
+                    store.module_stats, entry["name"].rsplit("/", 1)[1]))
+        try:
+            info = await asyncio.to_thread(self.client.info, "memory")
+            redis_info = {"url": self.redis_url, "up": True,
+                          "used_memory": info.get("used_memory")}
+        except redis.RedisError as exc:
+            redis_info = {"url": self.redis_url, "up": False, "error": str(exc)}
+        return {
+            "daemon": {"version": __version__, "pid": os.getpid(),
+                       "uptime": round(time.time() - self.started, 1),
+                       "config": str(self.config_path), "socket": str(self.socket_path),
+                       "modules": list(self.modules)},
+            "redis": redis_info,
+            "children": children,
+            "runs": [run.info() for run in self.runs.runs.values()],
+        }
+
+    async def _analyze(self, req: Request) -> dict[str, Any]:
+        assert self.runs is not None
+        if self._stop.is_set():
+            raise ProtocolError(Code.FAILED, "slipsd is stopping")
+        if len(req.fds) != 1:
+            for fd in req.fds:
+                os.close(fd)
+            raise ProtocolError(Code.INVALID_ARGS,
+                                "analyze needs exactly one open file or folder descriptor")
+        name = str(req.args.get("name") or "input")
+        output = str(req.args.get("output") or "")
+        run = await self.runs.analyze(req.fds[0], name, output, req.progress)
+        if run.state == "failed":
+            raise ProtocolError(Code.FAILED, f"analysis of {name} failed: {run.problem}")
+        return run.info()
+
+    async def _stop_cmd(self, req: Request) -> dict[str, Any]:
+        asyncio.get_running_loop().call_soon(self._stop.set)
+        return {"stopping": True}
+
+
+def run_daemon(config: Config, config_path: Path) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(Daemon(config, config_path).run())
+    return 130

@@ -1,0 +1,85 @@
+"""The process that reads a run's input, profiles it and publishes it on the bus."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, field
+
+from slipsd.events import TRAFFIC_CHANNELS
+from slipsd.inputs import InputError, LineError, ZeekInput
+from slipsd.profiler import Profiler
+from slipsd.store import Producer, Store, connect
+
+log = logging.getLogger(__name__)
+
+EX_DATAERR = 65
+ERRORS_LOGGED = 50  # bad lines logged one by one; all are counted
+
+
+@dataclass
+class IngestSpec:
+    run_id: str
+    redis_url: str
+    source_name: str
+    source_path: str = ""
+    source_fd: int = -1  # inherited descriptor of the file or folder to read
+    width: float = 3600.0
+    direction: str = "out"
+    batch_size: int = 500
+    max_lag: int = 200
+    readers: list[str] = field(default_factory=list)  # consumer names to wait for
+    ready_timeout: float = 30.0
+
+
+def run_ingest(spec: IngestSpec) -> int:
+    store = Store(connect(spec.redis_url), spec.run_id)
+    try:
+        if spec.source_fd >= 0:
+            source = ZeekInput.from_fd(spec.source_fd, spec.source_name)
+        else:
+            source = ZeekInput.from_path(spec.source_path)
+    except InputError as exc:
+        log.error("%s", exc)
+        store.set_run_meta(input_error=str(exc))
+        store.record_errors([str(exc)])
+        # The readers still need an end of stream to finish the run.
+        Producer(store.redis, spec.run_id, TRAFFIC_CHANNELS).close()
+        return 0
+    missing = store.wait_ready(spec.readers, spec.ready_timeout)
+    if missing:
+        log.warning("starting without readers that never became ready: %s", sorted(missing))
+    producer = Producer(store.redis, spec.run_id, TRAFFIC_CHANNELS, max_lag=spec.max_lag)
+    profiler = Profiler(store, producer, width=spec.width, direction=spec.direction,
+                        batch_size=spec.batch_size)
+    bad: list[str] = []
+    bad_count = 0
+
+    def on_error(error: LineError) -> None:
+        nonlocal bad_count
+        bad_count += 1
+        if bad_count <= ERRORS_LOGGED:
+            log.warning("bad input line: %s", error)
+        bad.append(str(error))
+        if len(bad) >= 100:
+            store.record_errors(bad)
+            bad.clear()
+
+    for ts, channel, event in source.records(on_error):
+        profiler.feed(ts, channel, event)
+    profiler.finish()
+    store.record_errors(bad)
+    files = [dataclasses.asdict(f) for f in source.files]
+    store.add_counts({
+        "lines": sum(f.lines for f in source.files),
+        "bad_lines": sum(f.bad for f in source.files),
+        "late_events": profiler.counts.late,
+    })
+    store.set_run_meta(files=files, ignored=source.ignored,
+                       backpressure_seconds=round(producer.waited_seconds, 3))
+    if bad_count > ERRORS_LOGGED:
+        log.warning("%d bad input lines in all (first %d logged)", bad_count, ERRORS_LOGGED)
+    if spec.source_fd >= 0:
+        os.close(spec.source_fd)
+    return 0

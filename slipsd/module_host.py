@@ -1,0 +1,103 @@
+"""The process that runs one module over one run's channels.
+
+It owns everything a module must not: the Redis connection, the consumer
+group, acking, batching and error isolation. Evidence a module reports while
+handling a batch is published before the batch is acked, so a crash between
+the two replays the batch and re-reports evidence with the same ids, which the
+evidence handler stores once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import traceback
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from slipsd.evidence import Evidence
+from slipsd.module import Context, Module
+from slipsd.module_loader import ModuleRef, load_class
+from slipsd.store import Consumer, Store, connect
+
+log = logging.getLogger(__name__)
+
+LOGGED_ERRORS = 20  # full tracebacks logged per run; after that one line per 1000
+
+
+@dataclass
+class HostSpec:
+    run_id: str
+    redis_url: str
+    name: str
+    path: str = ""
+    entry_point: str = ""
+    options: dict[str, str] | None = None
+    block_ms: int = 1000
+
+
+class ModuleHost:
+    def __init__(self, spec: HostSpec) -> None:
+        self.spec = spec
+        self.processed = 0
+        self.errors = 0
+        self.last_error = ""
+        self._pending: list[Evidence] = []
+        self._stopping = False
+
+    def _report(self, evidence: Evidence) -> None:
+        self._pending.append(evidence)
+
+    def run(self) -> int:
+        spec = self.spec
+        cls: type[Module] = load_class(ModuleRef(spec.name, spec.path, spec.entry_point))
+        options = cls.parse_options(spec.options or {}, f"[{spec.name}]")
+        client = connect(spec.redis_url)
+        store = Store(client, spec.run_id)
+        module = cls(Context(spec.name, options, self._report, spec.run_id))
+        handlers = module.handlers()
+        consumer = Consumer(client, spec.run_id, f"module:{spec.name}", list(handlers))
+        if consumer.start():
+            log.warning("module %s restarted: replaying run %s", spec.name, spec.run_id)
+        store.mark_ready(spec.name)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._call(module.setup, options)
+        while not consumer.done and not self._stopping:
+            entries = consumer.read(spec.block_ms)
+            for entry in entries:
+                handler = handlers[entry.channel]
+                for event in entry.events:
+                    self._call(handler, event)
+                    self.processed += 1
+            if self._pending:
+                store.publish_evidence(e.to_dict() for e in self._pending)
+                self._pending = []
+            consumer.ack(entries)
+            if entries:
+                store.module_progress(spec.name, self.processed, self.errors, self.last_error)
+        self._call(module.shutdown)
+        if self._pending:
+            store.publish_evidence(e.to_dict() for e in self._pending)
+        store.module_progress(spec.name, self.processed, self.errors, self.last_error)
+        if consumer.done:
+            store.publish_module_done(spec.name)
+        return 0
+
+    def _call(self, func: Any, *args: Any) -> None:
+        """Run one hook call; an exception is logged and counted, never fatal."""
+        try:
+            func(*args)
+        except Exception as exc:
+            self.errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            if self.errors <= LOGGED_ERRORS:
+                frames = traceback.format_exception(exc, limit=-3)
+                log.error("module %s: %s failed (error %d):\n%s", self.spec.name,
+                          getattr(func, "__name__", func), self.errors, "".join(frames).rstrip())
+            elif self.errors % 1000 == 0:
+                log.error("module %s: %d errors so far, last: %s", self.spec.name,
+                          self.errors, self.last_error)
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self._stopping = True

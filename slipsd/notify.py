@@ -1,0 +1,22 @@
+"""sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET, when it is set."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+
+def notify(**fields: str | int) -> bool:
+    """Send ``READY=1``-style fields; False when not started by a notify-aware parent."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):  # abstract namespace
+        address = "\0" + address[1:]
+    message = "\n".join(f"{key.upper()}={value}" for key, value in fields.items())
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(message.encode(), address)
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,170 @@
+"""Traffic records -> profiles and time windows -> typed events on the bus.
+
+Runs inside the ingest process, right after parsing, so a flow never pays a
+process hop between reading and profiling. All state of a run's profiles is
+written to the store in one pipeline per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from slipsd.events import NEW_IP, TW_CLOSED
+from slipsd.store import Producer, Store
+from slipsd.store._store import WindowDelta
+
+
+@dataclass
+class _Profile:
+    first_seen: float
+    last_seen: float
+    flows: int = 0
+
+
+@dataclass
+class ProfilerCounts:
+    events: int = 0
+    flows: int = 0
+    late: int = 0  # events whose window had already been closed
+    by_channel: dict[str, int] = field(default_factory=dict)
+
+
+class Profiler:
+    def __init__(
+        self,
+        store: Store,
+        producer: Producer,
+        *,
+        width: float = 3600.0,
+        direction: str = "out",
+        batch_size: int = 500,
+    ) -> None:
+        self._store = store
+        self._producer = producer
+        self._width = width
+        self._both = direction == "all"
+        self._batch_size = batch_size
+        self.start: float | None = None
+        self._max_ts = 0.0
+        self._next_close = 0  # windows below this index are closed
+        self._seen_ips: set[str] = set()
+        self._new_ips: list[str] = []
+        self._profiles: dict[str, _Profile] = {}
+        self._dirty: set[str] = set()
+        self._deltas: dict[tuple[str, int], WindowDelta] = {}
+        self._active: dict[int, set[str]] = {}  # open window -> profiles seen in it
+        self._pending_counts: dict[str, int] = {}
+        self.counts = ProfilerCounts()
+
+    def window_of(self, ts: float) -> int:
+        assert self.start is not None
+        return max(0, int((ts - self.start) // self._width))
+
+    def feed(self, ts: float, channel: str, event: dict[str, Any]) -> None:
+        if self.start is None:
+            self.start = ts
+            self._store.set_run_meta(first_ts=ts, width=self._width)
+        if ts > self._max_ts:
+            self._max_ts = ts
+            self._close_passed_windows()
+        tw = self.window_of(ts)
+        if tw < self._next_close:
+            self.counts.late += 1
+        saddr = event.get("saddr") or ""
+        daddr = event.get("daddr") or ""
+        for ip in (saddr, daddr):
+            if ip and ip not in self._seen_ips:
+                self._seen_ips.add(ip)
+                self._new_ips.append(ip)
+                self._producer.emit(NEW_IP, {"ip": ip, "ts": ts})
+        if saddr:
+            self._touch(saddr, ts, tw, event, outgoing=True)
+        if self._both and daddr:
+            self._touch(daddr, ts, tw, event, outgoing=False)
+        event["profile"] = saddr
+        event["tw"] = tw
+        self._producer.emit(channel, event)
+        self.counts.events += 1
+        self.counts.by_channel[channel] = self.counts.by_channel.get(channel, 0) + 1
+        self._pending_counts[f"events.{channel}"] = (
+            self._pending_counts.get(f"events.{channel}", 0) + 1
+        )
+        if self._producer.buffered >= self._batch_size:
+            self.flush()
+
+    def _touch(self, ip: str, ts: float, tw: int, event: dict[str, Any], outgoing: bool) -> None:
+        profile = self._profiles.get(ip)
+        if profile is None:
+            profile = self._profiles[ip] = _Profile(ts, ts)
+        else:
+            profile.first_seen = min(profile.first_seen, ts)
+            profile.last_seen = max(profile.last_seen, ts)
+        self._dirty.add(ip)
+        if tw >= self._next_close:
+            self._active.setdefault(tw, set()).add(ip)
+        delta = self._deltas.get((ip, tw))
+        if delta is None:
+            delta = self._deltas[(ip, tw)] = WindowDelta()
+        if "state" not in event:  # only conn records are flows
+            return
+        if outgoing:
+            profile.flows += 1
+            self.counts.flows += 1
+            delta.flows += 1
+            delta.sbytes += event.get("sbytes") or 0
+            delta.dbytes += event.get("dbytes") or 0
+            daddr = event.get("daddr") or ""
+            delta.dst_ips[daddr] = delta.dst_ips.get(daddr, 0) + 1
+            port = f"{event.get('proto', '')}/{event.get('dport', 0)}/{event.get('state', '')}"
+            delta.dst_ports[port] = delta.dst_ports.get(port, 0) + 1
+        else:
+            delta.flows_in += 1
+
+    def _close_passed_windows(self) -> None:
+        assert self.start is not None
+        current = self.window_of(self._max_ts)
+        if current <= self._next_close:
+            return
+        closing = sorted(tw for tw in self._active if tw < current)
+        # Everything already emitted must reach the store and the bus before
+        # readers are told the windows are closed.
+        self.flush()
+        for tw in closing:
+            self._emit_closed(tw, self._active.pop(tw))
+        self._next_close = current
+        self.flush()
+
+    def _emit_closed(self, tw: int, profiles: Iterable[str]) -> None:
+        assert self.start is not None
+        start = self.start + tw * self._width
+        for ip in sorted(profiles):
+            self._producer.emit(
+                TW_CLOSED, {"profile": ip, "tw": tw, "start": start, "end": start + self._width}
+            )
+
+    def flush(self) -> None:
+        fields = {
+            ip: {
+                "first_seen": self._profiles[ip].first_seen,
+                "last_seen": self._profiles[ip].last_seen,
+                "flows": self._profiles[ip].flows,
+            }
+            for ip in self._dirty
+        }
+        if self._new_ips or fields or self._deltas or self._pending_counts:
+            self._store.write_traffic(self._new_ips, fields, self._deltas, self._pending_counts)
+        self._new_ips = []
+        self._dirty = set()
+        self._deltas = {}
+        self._pending_counts = {}
+        self._producer.flush()
+
+    def finish(self) -> None:
+        """End of input: close every open window, then end the run's streams."""
+        self.flush()
+        for tw in sorted(self._active):
+            self._emit_closed(tw, self._active[tw])
+        self._active = {}
+        self._producer.close()

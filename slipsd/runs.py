@@ -1,0 +1,185 @@
+"""Runs: one analysis each, with its own children, key prefix and output folder.
+
+An analysis starts an evidence handler and one host per enabled module, waits
+until they are reading, then starts the ingest process on the caller's file
+descriptor. It is finished when the evidence handler has heard ``done`` from
+every module: only then is every message of the run handled everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slipsd.config import Config, alert_threshold, output_dir
+from slipsd.events import TRAFFIC_CHANNELS
+from slipsd.module_loader import ModuleRef
+from slipsd.store import Producer, RedisClient, Store
+from slipsd.supervision import Child, ProcessSpec, Restart, State, Supervisor, child_env
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[..., Awaitable[None]]
+PROGRESS_INTERVAL = 0.5  # seconds between progress events sent to the client
+
+
+@dataclass
+class Run:
+    id: str
+    source: str
+    output: str
+    modules: list[str]
+    state: str = "running"  # running, finished, failed
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    problem: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+    children: list[str] = field(default_factory=list)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "source": self.source, "output": self.output, "state": self.state,
+            "started": self.started, "finished": self.finished, "modules": self.modules,
+            "problem": self.problem, "summary": self.summary,
+        }
+
+
+def new_run_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+class Runs:
+    def __init__(
+        self, supervisor: Supervisor, client: RedisClient, redis_url: str, config: Config,
+        modules: dict[str, ModuleRef],
+    ) -> None:
+        self.supervisor = supervisor
+        self.client = client
+        self.redis_url = redis_url
+        self.config = config
+        self.modules = modules
+        self.runs: dict[str, Run] = {}
+
+    def _argv(self, role: str, spec: dict[str, Any]) -> list[str]:
+        return [sys.executable, "-m", "slipsd.child", role, json.dumps(spec)]
+
+    def _env(self) -> dict[str, str]:
+        return child_env({"SLIPS_LOG_LEVEL": self.config.get_str("daemon", "log_level")})
+
+    async def analyze(self, fd: int, source: str, output: str, progress: Progress) -> Run:
+        cfg = self.config
+        run = Run(new_run_id(), source, "", list(self.modules))
+        run.output = output or str(output_dir(cfg) / run.id)
+        Path(run.output).mkdir(parents=True, exist_ok=True)
+        self.runs[run.id] = run
+        store = Store(self.client, run.id)
+        await asyncio.to_thread(store.set_run_meta, source=source, output=run.output,
+                                started=run.started, modules=run.modules)
+        base = {"run_id": run.id, "redis_url": self.redis_url}
+        handler = self._start(run, "evidence", "evidence", 30, Restart.ON_FAILURE, {
+            **base, "output_dir": run.output, "threshold": alert_threshold(cfg),
+            "modules": run.modules,
+        })
+        for name, ref in self.modules.items():
+            self._start(run, f"module/{name}", "module", 20, Restart.ON_FAILURE, {
+                **base, "name": name, "path": ref.path, "entry_point": ref.entry_point,
+                "options": dict(cfg.module_sections.get(name, {})),
+            })
+        self._start(run, "ingest", "ingest", 10, Restart.NEVER, {
+            **base, "source_name": source, "source_fd": fd,
+            "width": cfg.get_float("profiles", "time_window_width"),
+            "direction": cfg.get_str("profiles", "analysis_direction"),
+            "batch_size": cfg.get_int("bus", "batch_size"),
+            "max_lag": cfg.get_int("bus", "max_lag"),
+            "readers": [*run.modules, "evidence"],
+        }, pass_fds=(fd,))
+        while not handler.done:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(handler.wait()), PROGRESS_INTERVAL)
+            if not handler.done:
+                await progress(**await asyncio.to_thread(self._progress, run))
+        await self._finish(run, handler)
+        return run
+
+    def _start(
+        self, run: Run, name: str, role: str, order: int, restart: Restart,
+        spec: dict[str, Any], pass_fds: tuple[int, ...] = (),
+    ) -> Child:
+        full = f"{run.id}/{name}"
+        run.children.append(full)
+        return self.supervisor.start(ProcessSpec(
+            full, self._argv(role, spec), role=role, group=run.id, env=self._env(),
+            pass_fds=pass_fds, own_fds=bool(pass_fds), restart=restart, stop_order=order,
+        ))
+
+    def _progress(self, run: Run) -> dict[str, Any]:
+        store = Store(self.client, run.id)
+        stats = store.stats()
+        events = sum(v for k, v in stats.items() if k.startswith("events."))
+        processed = {name: store.module_stats(name)["processed"] for name in run.modules}
+        ingest = self.supervisor.children.get(f"{run.id}/ingest")
+        reading = ingest is not None and not ingest.done
+        return {"run": run.id, "stage": "reading" if reading else "detecting",
+                "events": events, "flows": stats.get("events.new_flow", 0),
+                "modules": processed}
+
+    def on_child_change(self, child: Child) -> None:
+        """Keep a run able to finish when one of its children cannot."""
+        run = self.runs.get(child.spec.group)
+        if run is None or run.state != "running":
+            return
+        store = Store(self.client, run.id)
+        name = child.spec.name.split("/", 1)[1]
+        if child.spec.role == "module" and child.state is State.FATAL:
+            module = name.split("/", 1)[1]
+            run.problem = f"module {module} failed: {child.last_exit}"
+            log.error("run %s: %s", run.id, run.problem)
+            asyncio.get_running_loop().create_task(asyncio.to_thread(
+                _module_gave_up, store, module, child.last_exit))
+        elif child.spec.role == "ingest" and child.done and child.returncode != 0:
+            run.problem = f"reading the input failed: {child.last_exit}"
+            log.error("run %s: %s", run.id, run.problem)
+            asyncio.get_running_loop().create_task(asyncio.to_thread(
+                _end_streams, store, child.last_exit))
+        elif child.spec.role == "evidence" and child.state is State.FATAL:
+            run.problem = f"evidence handler failed: {child.last_exit}"
+
+    async def _finish(self, run: Run, handler: Child) -> None:
+        store = Store(self.client, run.id)
+        meta = await asyncio.to_thread(store.run_meta)
+        errors = await asyncio.to_thread(store.errors)
+        run.summary = dict(meta.get("summary", {}))
+        run.summary["input_errors"] = errors[:20]
+        run.summary["files"] = meta.get("files", [])
+        run.summary["ignored_files"] = meta.get("ignored", [])
+        if meta.get("input_error"):
+            run.problem = str(meta["input_error"])
+        if handler.state is State.FATAL or not meta.get("summary"):
+            run.problem = run.problem or f"evidence handler {handler.last_exit}"
+        failed = meta.get("input_error") or not meta.get("summary")
+        run.state = "failed" if failed else "finished"
+        run.finished = time.time()
+        await self.supervisor.stop_many(run.children)
+        for name in run.children:
+            self.supervisor.forget(name)
+        await asyncio.to_thread(store.delete_streams, [*TRAFFIC_CHANNELS, "evidence_added"])
+        await asyncio.to_thread(store.index_run, run.info())
+
+
+def _module_gave_up(store: Store, module: str, why: str) -> None:
+    store.mark_ready(module)  # so the ingest does not wait for it
+    store.publish_module_done(module, failed=why)
+
+
+def _end_streams(store: Store, why: str) -> None:
+    store.record_errors([f"input process ended early: {why}"])
+    Producer(store.redis, store.run_id, TRAFFIC_CHANNELS).close()

@@ -1,0 +1,10 @@
+"""All Redis access: the message bus (streams) and the data model (runs,
+profiles, time windows, evidence, alerts). Nothing else talks to Redis."""
+
+from slipsd.store._bus import EOS, Consumer, Entry, Producer
+from slipsd.store._connect import RedisClient, StoreUnavailable, connect
+from slipsd.store._store import Store
+
+__all__ = [
+    "EOS", "Consumer", "Entry", "Producer", "RedisClient", "Store", "StoreUnavailable", "connect",
+]

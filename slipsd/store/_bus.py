@@ -1,0 +1,233 @@
+"""The message bus: one Redis Stream per channel and run, one consumer group per reader.
+
+Entries carry batches of events (not one event each) so that a flow costs a
+fraction of a round trip. The run's single producer numbers entries with one
+sequence across all channels (entry id ``<seq>-1``), which lets a reader of
+several channels process entries in the order they were produced. The end of a
+run is an ``eos`` entry on every channel.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import redis
+
+from slipsd.events import MESSAGE_VERSION
+from slipsd.store import keys
+from slipsd.store._connect import RedisClient, command
+
+log = logging.getLogger(__name__)
+
+EOS: Final = "eos"
+
+
+@dataclass(frozen=True)
+class Entry:
+    channel: str
+    id: str
+    events: list[dict[str, Any]]
+    eos: bool = False
+
+    @property
+    def seq(self) -> int:
+        return _seq(self.id)
+
+
+def _seq(entry_id: str) -> int:
+    return int(entry_id.split("-", 1)[0])
+
+
+def _encode(events: list[dict[str, Any]] | None) -> str:
+    if events is None:
+        return json.dumps({"v": MESSAGE_VERSION, EOS: True})
+    return json.dumps({"v": MESSAGE_VERSION, "events": events}, separators=(",", ":"))
+
+
+def _decode(channel: str, entry_id: str, fields: dict[str, str]) -> Entry:
+    body = json.loads(fields["d"])
+    if body.get("v") != MESSAGE_VERSION:
+        raise ValueError(f"{channel} entry {entry_id}: unsupported message version {body.get('v')}")
+    if body.get(EOS):
+        return Entry(channel, entry_id, [], eos=True)
+    return Entry(channel, entry_id, body["events"])
+
+
+class Producer:
+    """Buffers events per channel and writes them as one entry per channel, with backpressure.
+
+    ``flush`` gives each channel's batch the next sequence number in the order
+    the channels first appeared in the buffer, so events emitted before a
+    ``flush`` always precede events emitted after it on every channel.
+    """
+
+    def __init__(
+        self,
+        client: RedisClient,
+        run_id: str,
+        channels: Sequence[str],
+        *,
+        max_lag: int = 200,
+    ) -> None:
+        self._redis = client
+        self._run = run_id
+        self._channels = list(channels)
+        self._max_lag = max_lag
+        self._buffers: dict[str, list[dict[str, Any]]] = {}
+        self._buffered = 0
+        self._seq = int(client.incrby(keys.run(run_id, "seq"), 0))
+        self.waited_seconds = 0.0  # time spent held back by slow readers
+
+    @property
+    def buffered(self) -> int:
+        return self._buffered
+
+    def emit(self, channel: str, event: dict[str, Any]) -> None:
+        """Buffer one event; the caller decides when to ``flush``."""
+        self._buffers.setdefault(channel, []).append(event)
+        self._buffered += 1
+
+    def flush(self) -> None:
+        if not self._buffered:
+            return
+        self._wait_for_readers()
+        pipe = self._redis.pipeline(transaction=False)
+        for channel, events in self._buffers.items():
+            self._seq += 1
+            pipe.xadd(keys.stream(self._run, channel), {"d": _encode(events)}, id=f"{self._seq}-1")
+        pipe.set(keys.run(self._run, "seq"), self._seq)
+        pipe.execute()
+        self._buffers = {}
+        self._buffered = 0
+
+    def close(self) -> None:
+        """Flush, then mark the end of the run on every channel."""
+        self.flush()
+        pipe = self._redis.pipeline(transaction=False)
+        for channel in self._channels:
+            self._seq += 1
+            pipe.xadd(keys.stream(self._run, channel), {"d": _encode(None)}, id=f"{self._seq}-1")
+        pipe.set(keys.run(self._run, "seq"), self._seq)
+        pipe.execute()
+
+    def _wait_for_readers(self) -> None:
+        # Waiting, not trimming: a slow module must never lose entries.
+        started = None
+        while (lag := self.max_lag()) > self._max_lag:
+            if started is None:
+                started = time.monotonic()
+                log.debug("readers lag by %d entries, holding input back", lag)
+            time.sleep(0.005)
+        if started is not None:
+            self.waited_seconds += time.monotonic() - started
+
+    def max_lag(self) -> int:
+        pipe = self._redis.pipeline(transaction=False)
+        names = [keys.stream(self._run, ch) for ch in self._buffers]
+        for name in names:
+            command(pipe, "XINFO", "GROUPS", name)
+        worst = 0
+        for groups in pipe.execute(raise_on_error=False):
+            if isinstance(groups, Exception):
+                continue  # stream not created yet: nobody reads it
+            for group in groups:
+                info = _pairs(group)
+                lag = info.get("lag")
+                worst = max(worst, int(lag) if lag is not None else 0)
+        return worst
+
+
+def _pairs(reply: Any) -> dict[str, Any]:
+    if isinstance(reply, dict):
+        return reply
+    items = list(reply)
+    return {str(items[i]): items[i + 1] for i in range(0, len(items), 2)}
+
+
+@dataclass
+class Consumer:
+    """One consumer group reading several channels of one run, in production order.
+
+    On ``start`` the groups are created at the beginning of the streams. When
+    they already existed the reader is a restarted one: every group is rewound
+    to the start so the module rebuilds its state by replaying the run; the
+    evidence it re-emits has the same ids and is deduplicated downstream.
+    """
+
+    client: RedisClient
+    run_id: str
+    group: str
+    channels: Sequence[str]
+    name: str = "worker-1"
+    count: int = 64
+    _held: dict[str, list[Entry]] = field(default_factory=dict)
+    _finished: set[str] = field(default_factory=set)
+
+    def start(self) -> bool:
+        restarted = False
+        for channel in self.channels:
+            stream = keys.stream(self.run_id, channel)
+            try:
+                self.client.xgroup_create(stream, self.group, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+                restarted = True
+        if restarted:
+            for channel in self.channels:
+                command(self.client,
+                    "XGROUP", "SETID", keys.stream(self.run_id, channel), self.group, "0",
+                    "ENTRIESREAD", "0",
+                )
+        return restarted
+
+    @property
+    def done(self) -> bool:
+        return self._finished >= set(self.channels) and not any(self._held.values())
+
+    def read(self, block_ms: int = 1000) -> list[Entry]:
+        """The next entries that are safe to process, oldest first ([] on timeout)."""
+        open_channels = [ch for ch in self.channels if ch not in self._finished]
+        if open_channels:
+            streams = {keys.stream(self.run_id, ch): ">" for ch in open_channels}
+            reply = self.client.xreadgroup(
+                self.group, self.name, streams, count=self.count, block=block_ms
+            )
+            full: list[int] = []
+            prefix = len(keys.stream(self.run_id, ""))
+            for stream_name, items in reply or []:
+                channel = stream_name[prefix:]
+                entries = [_decode(channel, eid, fields) for eid, fields in items]
+                self._held.setdefault(channel, []).extend(entries)
+                if entries[-1].eos:
+                    self._finished.add(channel)
+                elif len(entries) >= self.count:
+                    full.append(entries[-1].seq)
+            horizon = min(full) if full else None
+        else:
+            horizon = None
+        ready: list[Entry] = []
+        for channel, entries in self._held.items():
+            cut = len(entries)
+            if horizon is not None:
+                cut = next((i for i, e in enumerate(entries) if e.seq > horizon), cut)
+            ready.extend(entries[:cut])
+            self._held[channel] = entries[cut:]
+        ready.sort(key=lambda e: e.seq)
+        return ready
+
+    def ack(self, entries: Iterable[Entry]) -> None:
+        by_stream: dict[str, list[str]] = {}
+        for entry in entries:
+            by_stream.setdefault(keys.stream(self.run_id, entry.channel), []).append(entry.id)
+        if not by_stream:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for stream_name, ids in by_stream.items():
+            pipe.xack(stream_name, self.group, *ids)
+        pipe.execute()

@@ -1,0 +1,268 @@
+"""The data model in Redis: runs, profiles, time windows, evidence, alerts, counters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from slipsd.store import keys
+from slipsd.store._connect import RedisClient, command
+
+MAX_ERRORS_KEPT = 200  # the run's error list is a sample; the counter has the total
+
+
+@dataclass
+class WindowDelta:
+    """What one batch of traffic added to one profile's time window."""
+
+    flows: int = 0
+    sbytes: int = 0
+    dbytes: int = 0
+    flows_in: int = 0  # flows towards this IP, with analysis_direction = all
+    dst_ips: dict[str, int] = field(default_factory=dict)
+    dst_ports: dict[str, int] = field(default_factory=dict)  # "tcp/443/SF" -> flows
+
+
+class Store:
+    """Typed access to one run's keys (and the global run index)."""
+
+    def __init__(self, client: RedisClient, run_id: str) -> None:
+        self.redis = client
+        self.run_id = run_id
+
+    def key(self, *parts: str | int) -> str:
+        return keys.run(self.run_id, *parts)
+
+    # -- runs ---------------------------------------------------------------
+
+    def set_run_meta(self, **fields: Any) -> None:
+        encoded = {k: json.dumps(v) for k, v in fields.items()}
+        self.redis.hset(self.key("meta"), mapping=encoded)  # type: ignore[arg-type]
+
+    def run_meta(self) -> dict[str, Any]:
+        raw = self.redis.hgetall(self.key("meta"))
+        return {k: json.loads(v) for k, v in raw.items()}
+
+    def index_run(self, summary: Mapping[str, Any]) -> None:
+        self.redis.hset(keys.RUNS, self.run_id, json.dumps(summary))
+
+    @staticmethod
+    def all_runs(client: RedisClient) -> dict[str, dict[str, Any]]:
+        return {k: json.loads(v) for k, v in client.hgetall(keys.RUNS).items()}
+
+    # -- counters and errors ---------------------------------------------------
+
+    def add_counts(self, counts: Mapping[str, int], pipe: Any = None) -> None:
+        target = pipe if pipe is not None else self.redis.pipeline(transaction=False)
+        for name, value in counts.items():
+            if value:
+                target.hincrby(self.key("stats"), name, value)
+        if pipe is None:
+            target.execute()
+
+    def stats(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.redis.hgetall(self.key("stats")).items()}
+
+    def record_errors(self, messages: Iterable[str]) -> None:
+        messages = list(messages)
+        if not messages:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.rpush(self.key("errors"), *messages)
+        pipe.ltrim(self.key("errors"), 0, MAX_ERRORS_KEPT - 1)
+        pipe.execute()
+
+    def errors(self) -> list[str]:
+        return list(self.redis.lrange(self.key("errors"), 0, -1))
+
+    # -- readiness of a run's readers ----------------------------------------
+
+    def mark_ready(self, name: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(self.key("ready"), name)
+        pipe.rpush(self.key("ready-wake"), name)
+        pipe.execute()
+
+    def wait_ready(self, names: Iterable[str], timeout: float) -> set[str]:
+        """Block until every name is ready; returns the ones still missing."""
+        import time
+
+        wanted = set(names)
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = wanted - set(self.redis.smembers(self.key("ready")))
+            left = deadline - time.monotonic()
+            if not missing or left <= 0:
+                return missing
+            self.redis.blpop([self.key("ready-wake")], timeout=max(1, min(int(left), 5)))
+
+    # -- profiles and time windows -----------------------------------------------
+
+    def write_traffic(
+        self,
+        new_ips: Iterable[str],
+        profiles: Mapping[str, Mapping[str, Any]],
+        windows: Mapping[tuple[str, int], WindowDelta],
+        counts: Mapping[str, int],
+    ) -> None:
+        """Apply one batch of profiler output in a single round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        new_ips = list(new_ips)
+        if new_ips:
+            pipe.sadd(self.key("ips"), *new_ips)
+        for ip, fields in profiles.items():
+            pipe.hset(keys.profile(self.run_id, ip), mapping=dict(fields))  # type: ignore[arg-type]
+            pipe.sadd(self.key("profiles"), ip)
+        for (ip, tw), delta in windows.items():
+            base = keys.window(self.run_id, ip, tw)
+            pipe.sadd(self.key("tws", ip), tw)
+            pipe.hincrby(base, "flows", delta.flows)
+            if delta.sbytes:
+                pipe.hincrby(base, "sbytes", delta.sbytes)
+            if delta.dbytes:
+                pipe.hincrby(base, "dbytes", delta.dbytes)
+            if delta.flows_in:
+                pipe.hincrby(base, "flows_in", delta.flows_in)
+            for ip_, n in delta.dst_ips.items():
+                pipe.hincrby(base + ":dst", ip_, n)
+            for port, n in delta.dst_ports.items():
+                pipe.hincrby(base + ":ports", port, n)
+        self.add_counts(counts, pipe)
+        pipe.execute()
+
+    def profiles(self) -> list[str]:
+        return sorted(self.redis.smembers(self.key("profiles")))
+
+    def profile(self, ip: str) -> dict[str, str]:
+        return dict(self.redis.hgetall(keys.profile(self.run_id, ip)))
+
+    def windows(self, ip: str) -> list[int]:
+        return sorted(int(tw) for tw in self.redis.smembers(self.key("tws", ip)))
+
+    def window(self, ip: str, tw: int) -> dict[str, Any]:
+        base = keys.window(self.run_id, ip, tw)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(base)
+        pipe.hgetall(base + ":dst")
+        pipe.hgetall(base + ":ports")
+        totals, dst, ports = pipe.execute()
+        return {
+            "flows": int(totals.get("flows", 0)),
+            "sbytes": int(totals.get("sbytes", 0)),
+            "dbytes": int(totals.get("dbytes", 0)),
+            "flows_in": int(totals.get("flows_in", 0)),
+            "dst_ips": {k: int(v) for k, v in dst.items()},
+            "dst_ports": {k: int(v) for k, v in ports.items()},
+        }
+
+    def all_windows(self) -> dict[tuple[str, int], dict[str, Any]]:
+        """Every profile's window summaries, fetched in two pipelined round trips."""
+        ips = self.profiles()
+        pipe = self.redis.pipeline(transaction=False)
+        for ip in ips:
+            pipe.smembers(self.key("tws", ip))
+        pairs = [(ip, int(tw)) for ip, tws in zip(ips, pipe.execute(), strict=True) for tw in tws]
+        pipe = self.redis.pipeline(transaction=False)
+        for ip, tw in pairs:
+            base = keys.window(self.run_id, ip, tw)
+            pipe.hgetall(base)
+            pipe.hgetall(base + ":dst")
+            pipe.hgetall(base + ":ports")
+        replies = pipe.execute()
+        out: dict[tuple[str, int], dict[str, Any]] = {}
+        for i, pair in enumerate(pairs):
+            totals, dst, ports = replies[3 * i : 3 * i + 3]
+            out[pair] = {
+                **{k: int(v) for k, v in totals.items()},
+                "dst_ips": {k: int(v) for k, v in dst.items()},
+                "dst_ports": {k: int(v) for k, v in ports.items()},
+            }
+        return out
+
+    def ip_count(self) -> int:
+        return int(self.redis.scard(self.key("ips")))
+
+    # -- modules -----------------------------------------------------------------
+
+    def module_progress(self, name: str, processed: int, errors: int, last_error: str = "") -> None:
+        fields: dict[str, Any] = {"processed": processed, "errors": errors}
+        if last_error:
+            fields["last_error"] = last_error
+        self.redis.hset(keys.module(self.run_id, name), mapping=fields)  # type: ignore[arg-type]
+
+    def module_stats(self, name: str) -> dict[str, Any]:
+        raw = self.redis.hgetall(keys.module(self.run_id, name))
+        return {
+            "processed": int(raw.get("processed", 0)),
+            "errors": int(raw.get("errors", 0)),
+            "last_error": raw.get("last_error", ""),
+        }
+
+    # -- evidence and alerts ---------------------------------------------------
+
+    def publish_evidence(self, evidence: Iterable[Mapping[str, Any]]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for item in evidence:
+            pipe.xadd(self.key("stream", "evidence_added"), {"d": json.dumps(item)})
+        pipe.execute()
+
+    def publish_module_done(self, module: str, failed: str = "") -> None:
+        body = {"done": module, "failed": failed}
+        self.redis.xadd(self.key("stream", "evidence_added"), {"d": json.dumps(body)})
+
+    def start_evidence_group(self) -> bool:
+        """Create the evidence handler's group; True when it existed (a restart)."""
+        stream = self.key("stream", "evidence_added")
+        try:
+            self.redis.xgroup_create(stream, "evidence", id="0", mkstream=True)
+            return False
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        command(self.redis, "XGROUP", "SETID", stream, "evidence", "0")
+        return True
+
+    def read_evidence(self, block_ms: int, count: int = 500) -> list[tuple[str, dict[str, Any]]]:
+        stream = self.key("stream", "evidence_added")
+        reply = self.redis.xreadgroup("evidence", "handler", {stream: ">"}, count=count,
+                                      block=block_ms)
+        return [(eid, json.loads(fields["d"])) for _, items in reply or [] for eid, fields in items]
+
+    def ack_evidence(self, ids: list[str]) -> None:
+        if ids:
+            command(self.redis, "XACK", self.key("stream", "evidence_added"), "evidence", *ids)
+
+    def add_module_done(self, module: str, failed: str = "") -> None:
+        self.redis.hset(self.key("modules-done"), module, failed)
+
+    def modules_done(self) -> dict[str, str]:
+        return dict(self.redis.hgetall(self.key("modules-done")))
+
+    def add_evidence(self, evidence: Mapping[str, Any]) -> bool:
+        """Store evidence once; False when this id was already stored (a replay)."""
+        added = self.redis.hsetnx(self.key("evidence"), str(evidence["id"]), json.dumps(evidence))
+        return bool(added)
+
+    def all_evidence(self) -> list[dict[str, Any]]:
+        return [json.loads(v) for v in self.redis.hvals(self.key("evidence"))]
+
+    def set_alerts(self, alerts: Iterable[Mapping[str, Any]]) -> None:
+        """Replace the run's alerts (a finished analysis decides them all at once)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.key("alerts"), self.key("scores"))
+        for alert in alerts:
+            pipe.rpush(self.key("alerts"), json.dumps(alert))
+            pipe.zadd(self.key("scores"), {str(alert["profile"]): float(alert["score"])}, gt=True)
+        pipe.execute()
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return [json.loads(v) for v in self.redis.lrange(self.key("alerts"), 0, -1)]
+
+    def delete_streams(self, channels: Iterable[str]) -> None:
+        names = [self.key("stream", ch) for ch in channels]
+        if names:
+            self.redis.delete(*names)
