@@ -26,8 +26,12 @@ $(BIN)/.installed: pyproject.toml constraints/debian12.txt
 
 venv: deps $(BIN)/.installed
 
+# Analyzes the bundled sample through a real slipsd (a private one when none
+# runs) and prints what it found.
 demo: venv
-	@$(BIN)/python scripts/demo.py $(SAMPLE)
+	@rm -rf slips_output/demo
+	$(BIN)/slipsctl analyze $(SAMPLE) --output slips_output/demo
+	@echo; echo "== slips_output/demo/alerts.log =="; cat slips_output/demo/alerts.log
 
 test: venv
 	$(BIN)/python -m pytest -q

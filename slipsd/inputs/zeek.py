@@ -1,0 +1,249 @@
+"""Zeek log input: a folder of logs or a single log, by path or by open file descriptor.
+
+Folder members are recognised by name (``conn.log``, rotated ``conn.00:00:00-01:00:00.log``,
+``conn.log.gz``, ``conn.json``) and by the type their content declares (TSV ``#path``,
+JSON ``_path``); both TSV and JSON logs, plain or gzip, are read. Records of all files come
+out merged in timestamp order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import stat
+import weakref
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import IO
+
+from slipsd.events import LOG_CHANNELS
+from slipsd.inputs._common import FileStats, InputError, LineError
+from slipsd.inputs._zeek_norm import SCHEMAS
+from slipsd.inputs._zeek_read import OnError, Record, Sniffed, open_text, reader_for, sniff
+
+log = logging.getLogger(__name__)
+
+KNOWN_TYPES = frozenset(LOG_CHANNELS)
+_NOT_ZEEK = "not a Zeek log (neither a '#separator' TSV header nor JSON objects)"
+# Errors that mean "this file cannot be read", as opposed to a bad line in it.
+_READ_ERRORS = (OSError, EOFError, zlib.error)
+_by_ts = itemgetter(0)
+
+Opener = Callable[[], IO[bytes]]
+
+
+def log_type_from_name(name: str) -> str:
+    """'conn.log', 'conn.00:00:00-01:00:00.log', 'conn.log.gz', 'conn.json' -> 'conn'.
+
+    Returns "" for names that do not look like a log file.
+    """
+    base = name[:-3] if name.endswith(".gz") else name
+    if not base.endswith((".log", ".json")):
+        return ""
+    return base.split(".", 1)[0]
+
+
+@dataclass
+class _Source:
+    stats: FileStats
+    fmt: str
+    open_raw: Opener
+
+
+def _path_opener(path: str) -> Opener:
+    def opener() -> IO[bytes]:
+        return open(path, "rb")
+
+    return opener
+
+
+def _sniff(open_raw: Opener) -> Sniffed:
+    with open_text(open_raw()) as text:
+        return sniff(text)
+
+
+def _close_fds(fds: list[int]) -> None:
+    while fds:
+        os.close(fds.pop())
+
+
+@dataclass
+class ZeekInput:
+    """Zeek logs to read, opened from a path or from an already open file descriptor.
+
+    The daemon receives descriptors over a socket (SCM_RIGHTS): either a directory
+    opened with O_RDONLY|O_DIRECTORY or a regular file. The caller's descriptor is
+    duplicated, never closed; call close() (or use ``with``) to release the duplicate.
+    """
+
+    name: str
+    files: list[FileStats] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    _sources: list[_Source] = field(default_factory=list, repr=False, compare=False)
+    _fds: list[int] = field(default_factory=list, repr=False, compare=False)
+    _fds_taken: bool = field(default=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._finalizer = weakref.finalize(self, _close_fds, self._fds)
+
+    @classmethod
+    def from_path(cls, path: str) -> ZeekInput:
+        if not os.path.exists(path):
+            raise InputError(f"{path}: no such file or directory")
+        zin = cls(path)
+        if os.path.isdir(path):
+            try:
+                with os.scandir(path) as it:
+                    entries = [(e.name, e.is_file()) for e in it]
+            except OSError as exc:
+                raise InputError(f"{path}: cannot list folder: {exc.strerror}") from exc
+
+            def member_opener(member: str) -> Opener:
+                return _path_opener(os.path.join(path, member))
+
+            zin._scan_folder(entries, member_opener, lambda m: os.path.join(path, m))
+        else:
+            zin._add_single(path, os.path.basename(path), _path_opener(path))
+        return zin
+
+    @classmethod
+    def from_fd(cls, fd: int, name: str) -> ZeekInput:
+        try:
+            mode = os.fstat(fd).st_mode
+            own = os.dup(fd)
+        except OSError as exc:
+            raise InputError(f"{name}: unusable file descriptor {fd}: {exc.strerror}") from exc
+        zin = cls(name)
+        zin._fds.append(own)
+        zin._fds_taken = True
+        try:
+            if stat.S_ISDIR(mode):
+                with os.scandir(own) as it:
+                    entries = [(e.name, e.is_file()) for e in it]
+
+                def member_opener(member: str) -> Opener:
+                    return lambda: os.fdopen(os.open(member, os.O_RDONLY, dir_fd=own), "rb")
+
+                zin._scan_folder(entries, member_opener, lambda m: f"{name}/{m}")
+            elif stat.S_ISREG(mode):
+
+                def reopen() -> IO[bytes]:
+                    # Duplicates share the file offset, so every read starts by rewinding.
+                    raw = os.fdopen(os.dup(own), "rb")
+                    raw.seek(0)
+                    return raw
+
+                zin._add_single(name, os.path.basename(name), reopen)
+            else:
+                raise InputError(f"{name}: fd {fd} is neither a directory nor a regular file")
+        except BaseException:
+            zin.close()
+            raise
+        return zin
+
+    def close(self) -> None:
+        """Release the duplicated descriptor of a from_fd input (no-op otherwise)."""
+        self._finalizer()
+
+    def __enter__(self) -> ZeekInput:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _scan_folder(
+        self,
+        entries: list[tuple[str, bool]],
+        member_opener: Callable[[str], Opener],
+        display: Callable[[str], str],
+    ) -> None:
+        for member, is_file in sorted(entries):
+            shown = display(member)
+            if not is_file:
+                self.ignored.append(shown + "/")
+                continue
+            name_type = log_type_from_name(member)
+            opener = member_opener(member)
+            try:
+                sniffed = _sniff(opener)
+            except _READ_ERRORS as exc:
+                if name_type in KNOWN_TYPES:
+                    raise InputError(f"{shown}: cannot read: {exc}") from exc
+                self.ignored.append(shown)
+                continue
+            if sniffed.fmt == "unknown":
+                if name_type in KNOWN_TYPES:
+                    raise InputError(f"{shown}: {_NOT_ZEEK}")
+                self.ignored.append(shown)
+                continue
+            log_type = sniffed.path or name_type
+            if log_type in KNOWN_TYPES:
+                self._add(shown, log_type, sniffed.fmt, opener)
+            else:
+                self.ignored.append(shown)
+        if self.ignored:
+            log.info(
+                "%s: not read (not a log type slips uses): %s", self.name, ", ".join(self.ignored)
+            )
+        if not self._sources:
+            detail = f" (found only: {', '.join(self.ignored)})" if self.ignored else ""
+            raise InputError(f"{self.name}: no Zeek logs in this folder{detail}")
+
+    def _add_single(self, shown: str, basename: str, opener: Opener) -> None:
+        base = basename[:-3] if basename.endswith(".gz") else basename
+        name_type = base.split(".", 1)[0]
+        try:
+            sniffed = _sniff(opener)
+        except _READ_ERRORS as exc:
+            raise InputError(f"{shown}: cannot read: {exc}") from exc
+        if sniffed.fmt == "unknown":
+            raise InputError(f"{shown}: {_NOT_ZEEK}")
+        log_type = sniffed.path or name_type
+        if log_type not in KNOWN_TYPES:
+            known = ", ".join(sorted(KNOWN_TYPES))
+            source = "its #path header" if sniffed.path else "its file name"
+            raise InputError(
+                f"{shown}: log type {log_type!r} (from {source}) is not one slips reads ({known})"
+            )
+        self._add(shown, log_type, sniffed.fmt, opener)
+
+    def _add(self, shown: str, log_type: str, fmt: str, opener: Opener) -> None:
+        stats = FileStats(name=shown, log_type=log_type)
+        self.files.append(stats)
+        self._sources.append(_Source(stats, fmt, opener))
+
+    def records(self, on_error: Callable[[LineError], None]) -> Iterator[Record]:
+        """(ts, channel, event) for every good line, in timestamp order across files.
+
+        Each file's own order is kept. Bad lines go to on_error and reading goes on.
+        """
+        if self._fds_taken and not self._finalizer.alive:
+            # The descriptor number may already belong to some other file by now.
+            raise InputError(f"{self.name}: input was closed")
+        for src in self._sources:
+            src.stats.lines = src.stats.parsed = src.stats.bad = src.stats.meta = 0
+        iters = [_read_source(src, on_error) for src in self._sources]
+        if len(iters) == 1:
+            return iters[0]
+        return heapq.merge(*iters, key=_by_ts)
+
+
+def _read_source(src: _Source, on_error: OnError) -> Iterator[Record]:
+    stats = src.stats
+    reader = reader_for(src.fmt)
+    try:
+        raw = src.open_raw()
+    except OSError as exc:
+        raise InputError(f"{stats.name}: cannot open: {exc.strerror}") from exc
+    with open_text(raw) as text:
+        try:
+            yield from reader(text, stats, SCHEMAS[stats.log_type], on_error)
+        except _READ_ERRORS as exc:
+            # Typically a gzip file cut short by a capture that is still running:
+            # what was read stands, the unreadable rest counts as one bad line.
+            stats.lines += 1
+            stats.bad += 1
+            on_error(LineError(stats.name, stats.lines, f"cannot read further: {exc}"))
