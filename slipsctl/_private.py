@@ -7,8 +7,11 @@ it would to systemd.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +22,13 @@ from pathlib import Path
 from slipsd.protocol import SOCKET_NAME
 
 READY_TIMEOUT = 60.0
+
+
+def _stop_with_parent() -> None:
+    # In the child before exec: if slipsctl dies, even by SIGKILL, the private
+    # daemon gets SIGTERM and shuts its children down instead of lingering.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class PrivateDaemonError(Exception):
@@ -47,7 +57,8 @@ class PrivateDaemon:
         env = {**os.environ, "NOTIFY_SOCKET": str(notify_path)}
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         preexec_fn=_stop_with_parent)
         try:
             self._wait_ready(notify)
         finally:

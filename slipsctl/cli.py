@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, NoReturn, Optional
@@ -96,6 +97,9 @@ def analyze(
     except OSError as exc:
         _fail(f"cannot open {path}: {exc.strerror}")
     private: PrivateDaemon | None = None
+    # SIGTERM and SIGHUP unwind like Ctrl-C, so a private daemon is always stopped.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupted)
     socket_path = socket or default_socket_path()
     if not Path(socket_path).exists() or _refused(socket_path):
         out_root = (output.parent if output else Path("slips_output")).resolve()
@@ -130,6 +134,10 @@ def analyze(
         _print_summary(run)
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _refused(path: str) -> bool:
     try:
         Client(path, timeout=2).close()
@@ -142,15 +150,27 @@ def _follow(client: Client, show: bool) -> dict[str, Any]:
     final: dict[str, Any] = {}
     for message in client.replies():
         if message.get("event") == "progress" and show:
-            slowest = min(message.get("modules", {}).values(), default=0)
-            sys.stderr.write(f"\r{message['stage']:9} {message['events']:>10,} events read, "
-                             f"{slowest:>10,} processed by every module ")
+            sys.stderr.write("\r" + progress_line(message))
             sys.stderr.flush()
         if "ok" in message:
             final = message
     if show:
         sys.stderr.write("\r" + " " * 79 + "\r")
     return final
+
+
+def progress_line(message: dict[str, Any], width: int = 30) -> str:
+    """One status line: a bar over the input lines read, then over the module backlog."""
+    events = int(message.get("events", 0))
+    slowest = min(message.get("modules", {}).values(), default=events)
+    if message.get("stage") == "reading":
+        done, total, label = events, int(message.get("total_lines", 0)), "reading  "
+    else:
+        done, total, label = slowest, events, "detecting"
+    fraction = min(1.0, done / total) if total else 0.0
+    filled = int(fraction * width)
+    return (f"{label} [{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%}  "
+            f"{events:,} events, {slowest:,} through every module ")
 
 
 def _print_summary(run: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -143,7 +144,7 @@ class ControlServer:
         self, line: bytes, peer: Peer, fds: list[int],
         send: Callable[[dict[str, Any]], Awaitable[None]],
     ) -> None:
-        ident: Any = None
+        ident: Any = _best_effort_id(line)
         try:
             message = protocol.parse_request(line)
             ident = message.get("id")
@@ -182,6 +183,15 @@ async def _recv(conn: socket.socket) -> tuple[bytes, list[int]]:
                 await ready
             finally:
                 loop.remove_reader(conn.fileno())
+
+
+def _best_effort_id(line: bytes) -> Any:
+    """The request's id, if it has one, so even a rejected request gets a matching reply."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    return message.get("id") if isinstance(message, dict) else None
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -93,6 +93,7 @@ class Daemon:
                 raise StartupError(str(exc)) from exc
             child = self.supervisor.start(spec)
             self.client = await self._connect(self.redis_url, timeout, child)
+            self.supervisor.confirm_running(spec.name)
         self.runs = Runs(self.supervisor, self.client, self.redis_url, self.config, self.modules)
         self._server = ControlServer(self.socket_path, {
             "hello": self._hello, "status": self._status, "analyze": self._analyze,

@@ -1,9 +1,10 @@
 """The process that collects a run's evidence, decides its alerts and writes its outputs.
 
-Every module host ends its run with a ``done`` marker on the evidence stream
-(the daemon writes one for a module that went fatal), so when all markers are
-in, every message of the run has been handled by every module: the analysis is
-complete without guessing from timings.
+Every module host ends its run with a ``done`` marker on the evidence stream,
+and so does the ingest process once its statistics are written (the daemon
+writes one for a child that failed), so when all markers are in, every message
+of the run has been handled by every module: the analysis is complete without
+guessing from timings.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from slipsd import outputs
 from slipsd.evidence import Evidence, alerts_for
+from slipsd.ingest import INGEST
 from slipsd.store import Store, connect
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ class EvidenceHandler:
             log.warning("evidence handler restarted: replaying run %s", spec.run_id)
         store.mark_ready("evidence")
         signal.signal(signal.SIGTERM, self._on_sigterm)
-        waiting = set(spec.modules) - set(store.modules_done())
+        waiting = {*spec.modules, INGEST} - set(store.modules_done())
         while waiting and not self._stopping:
             items = store.read_evidence(spec.block_ms)
             for _, body in items:
@@ -76,7 +78,8 @@ class EvidenceHandler:
         alert_types: Counter[str] = Counter()
         for alert in alerts:
             alert_types.update({e.type for e in alert.evidence})
-        failed = {name: why for name, why in store.modules_done().items() if why}
+        failed = {name: why for name, why in store.modules_done().items()
+                  if why and name != INGEST}
         summary = {
             "flows": stats.get("events.new_flow", 0),
             "events": sum(v for k, v in stats.items() if k.startswith("events.")),

@@ -14,7 +14,7 @@ from slipsd.store import Producer, Store, connect
 
 log = logging.getLogger(__name__)
 
-EX_DATAERR = 65
+INGEST = "ingest"  # the name the ingest process reports ``done`` under
 ERRORS_LOGGED = 50  # bad lines logged one by one; all are counted
 
 
@@ -46,7 +46,9 @@ def run_ingest(spec: IngestSpec) -> int:
         store.record_errors([str(exc)])
         # The readers still need an end of stream to finish the run.
         Producer(store.redis, spec.run_id, TRAFFIC_CHANNELS).close()
+        store.publish_module_done(INGEST, failed=str(exc))
         return 0
+    store.set_run_meta(total_lines=source.count_lines())
     missing = store.wait_ready(spec.readers, spec.ready_timeout)
     if missing:
         log.warning("starting without readers that never became ready: %s", sorted(missing))
@@ -68,7 +70,6 @@ def run_ingest(spec: IngestSpec) -> int:
 
     for ts, channel, event in source.records(on_error):
         profiler.feed(ts, channel, event)
-    profiler.finish()
     store.record_errors(bad)
     files = [dataclasses.asdict(f) for f in source.files]
     store.add_counts({
@@ -80,6 +81,10 @@ def run_ingest(spec: IngestSpec) -> int:
                        backpressure_seconds=round(producer.waited_seconds, 3))
     if bad_count > ERRORS_LOGGED:
         log.warning("%d bad input lines in all (first %d logged)", bad_count, ERRORS_LOGGED)
+    profiler.finish()
+    # Last: the evidence handler takes this as "the run's statistics are complete".
+    store.publish_module_done(INGEST)
+    source.close()
     if spec.source_fd >= 0:
         os.close(spec.source_fd)
     return 0

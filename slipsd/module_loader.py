@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from slipsd.config import Config, ConfigError
+from slipsd.events import TRAFFIC_CHANNELS
 from slipsd.module import Module
 
 ENTRY_POINT_GROUP = "slips.modules"
@@ -91,6 +92,10 @@ def load_class(ref: ModuleRef) -> type[Module]:
             f"{ref.origin}: expected exactly one Module subclass, found {len(classes)}"
         )
     cls = classes[0]
+    unknown = [ch for ch in cls.subscriptions() if ch not in TRAFFIC_CHANNELS]
+    if unknown:
+        raise ImportError(f"{ref.origin}: module {ref.name!r} reads unknown channel(s) "
+                          f"{', '.join(unknown)} (known: {', '.join(TRAFFIC_CHANNELS)})")
     if cls.name != ref.name:
         raise ImportError(f"{ref.origin}: class {cls.__name__} is named {cls.name!r}, "
                           f"expected {ref.name!r} (the folder or entry point name)")

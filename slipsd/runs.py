@@ -3,7 +3,8 @@
 An analysis starts an evidence handler and one host per enabled module, waits
 until they are reading, then starts the ingest process on the caller's file
 descriptor. It is finished when the evidence handler has heard ``done`` from
-every module: only then is every message of the run handled everywhere.
+the ingest and from every module: only then is every message of the run
+handled everywhere.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from slipsd.config import Config, alert_threshold, output_dir
 from slipsd.events import TRAFFIC_CHANNELS
+from slipsd.ingest import INGEST
 from slipsd.module_loader import ModuleRef
 from slipsd.store import Producer, RedisClient, Store
 from slipsd.supervision import Child, ProcessSpec, Restart, State, Supervisor, child_env
@@ -124,12 +126,13 @@ class Runs:
     def _progress(self, run: Run) -> dict[str, Any]:
         store = Store(self.client, run.id)
         stats = store.stats()
+        total = store.run_meta().get("total_lines", 0)
         events = sum(v for k, v in stats.items() if k.startswith("events."))
         processed = {name: store.module_stats(name)["processed"] for name in run.modules}
         ingest = self.supervisor.children.get(f"{run.id}/ingest")
         reading = ingest is not None and not ingest.done
         return {"run": run.id, "stage": "reading" if reading else "detecting",
-                "events": events, "flows": stats.get("events.new_flow", 0),
+                "total_lines": total, "events": events, "flows": stats.get("events.new_flow", 0),
                 "modules": processed}
 
     def on_child_change(self, child: Child) -> None:
@@ -182,4 +185,6 @@ def _module_gave_up(store: Store, module: str, why: str) -> None:
 
 def _end_streams(store: Store, why: str) -> None:
     store.record_errors([f"input process ended early: {why}"])
+    store.set_run_meta(input_error=f"input process ended early: {why}")
     Producer(store.redis, store.run_id, TRAFFIC_CHANNELS).close()
+    store.publish_module_done(INGEST, failed=why)

@@ -213,7 +213,7 @@ class Supervisor:
                 proc.send_signal(signal.SIGTERM)
         wait = asyncio.ensure_future(proc.wait())
         done, _ = await asyncio.wait({wait}, timeout=self.policy.start_seconds)
-        if not done:
+        if not done and child.state is State.STARTING:
             self._set(child, State.RUNNING)
         returncode = await wait
         child.returncode = returncode
@@ -249,6 +249,12 @@ class Supervisor:
 
     async def stop_all(self) -> None:
         await self.stop_many(list(self.children))
+
+    def confirm_running(self, name: str) -> None:
+        """The child proved it works (e.g. Redis answered PING) before start_seconds."""
+        child = self.children.get(name)
+        if child is not None and child.state is State.STARTING and child._proc is not None:
+            self._set(child, State.RUNNING)
 
     def forget(self, name: str) -> None:
         """Drop a finished child from the table (finished analyses)."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from conftest import wait_for
-
 from slipsd.store import Consumer, Producer, RedisClient
 from slipsd.store._bus import Entry
+
+from conftest import wait_for
 
 
 def drain(consumer: Consumer) -> list[Entry]:

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, TEST_MODULES
 
 from slipsd.config import SCHEMA, ConfigError, alert_threshold, load
 from slipsd.module_loader import validate_modules
+
+from conftest import REPO, TEST_MODULES
 
 
 def write(path: Path, text: str) -> Path:

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import zeekgen
-from conftest import REPO, Daemon, module_dirs_conf, wait_for
 from typer.testing import CliRunner
 
 from slipsctl.cli import app
 from slipsd import protocol
+
+import zeekgen
+from conftest import REPO, Daemon, module_dirs_conf, wait_for
 
 
 def long_conn_log(path: Path, n: int = 2000, seed: int = 7) -> Path:
@@ -139,7 +140,8 @@ def paused_input(daemon: Daemon, module: str) -> Iterator[tuple[dict[str, Any], 
                  30, f"{module} to process flows")
         yield host, redis, key
     finally:
-        os.kill(ingest["pid"], signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError):  # the test may have killed it
+            os.kill(ingest["pid"], signal.SIGCONT)
 
 
 def test_module_killed_mid_run_gives_the_same_results(make_daemon: Any, tmp_path: Path) -> None:
@@ -294,3 +296,35 @@ def test_bad_requests_do_not_disturb_other_clients(make_daemon: Any) -> None:
         half.sendall(b'{"v": 1, "id": 5, "cmd": "hel')
         assert other.call("hello")["pid"] == daemon.proc.pid  # type: ignore[union-attr]
     assert daemon.call("hello")["protocol"] == protocol.VERSION
+
+
+def test_run_without_modules_still_profiles_everything(make_daemon: Any, tmp_path: Path) -> None:
+    daemon: Daemon = make_daemon("[modules]\nenabled =\n")
+    run = daemon.analyze(long_conn_log(tmp_path / "logs", n=700), tmp_path / "out")
+    summary = run["summary"]
+    assert summary["flows"] == 700 and summary["lines"] == 700
+    assert summary["evidence"] == 0
+    assert len(list((tmp_path / "out" / "profiles").glob("*/tw*.txt"))) >= summary["profiles"] > 0
+
+
+def test_ingest_killed_fails_the_run_cleanly(make_daemon: Any, tmp_path: Path) -> None:
+    folder = long_conn_log(tmp_path / "logs", n=20_000)
+    daemon: Daemon = make_daemon(module_dirs_conf("flow_counter", "[bus]\nmax_lag = 2\n"))
+    errors: list[Exception] = []
+
+    def analyze() -> None:
+        try:
+            daemon.analyze(folder, tmp_path / "out")
+        except protocol.ProtocolError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=analyze)
+    worker.start()
+    with paused_input(daemon, "flow_counter"):
+        ingest = daemon.children("ingest")[0]
+        os.kill(ingest["pid"], signal.SIGKILL)
+    worker.join(120)
+    assert len(errors) == 1 and errors[0].code == "failed"
+    assert "input process ended early: killed by SIGKILL" in errors[0].message
+    assert daemon.call("hello")["pid"] == daemon.proc.pid  # type: ignore[union-attr]
+    assert [c for c in daemon.children() if c["group"]] == []

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from conftest import REPO, TEST_MODULES
 
 from slipsd.config import ConfigError
 from slipsd.evidence import Evidence, alerts_for
 from slipsd.module import Module
 from slipsd.module_loader import ModuleRef, discover, load_class
 from slipsd.testing import ModuleTestContext, make_flow
+
+from conftest import REPO, TEST_MODULES
 
 
 def builtin(name: str) -> type[Module]:
@@ -26,7 +27,8 @@ def test_long_connection_reports_only_long_unicast_flows() -> None:
     assert item.confidence == 1.0 and item.threat_level == "low"
     assert "50m00s" in item.description
     assert ctx.feed("new_flow", make_flow(duration=9000.0, daddr="224.0.0.251")) == []
-    assert ctx.feed("new_flow", make_flow(duration=9000.0, daddr="192.168.1.255")) == []
+    assert ctx.feed("new_flow", make_flow(duration=9000.0, daddr="255.255.255.255")) == []
+    assert len(ctx.feed("new_flow", make_flow(duration=9000.0, daddr="10.0.1.255"))) == 1
 
 
 def test_long_connection_threshold_is_configurable() -> None:
@@ -113,3 +115,17 @@ def test_evidence_is_validated() -> None:
         ev(1, level="severe")
     with pytest.raises(ValueError, match="confidence"):
         ev(1, conf=1.5)
+
+
+def test_unknown_channel_is_refused_at_load(tmp_path: object) -> None:
+    from pathlib import Path
+
+    folder = Path(str(tmp_path)) / "typo"
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    (folder / "typo.py").write_text(
+        "from slipsd.module import Module\n"
+        "class Typo(Module):\n    name = 'typo'\n    channels = ('new_flows',)\n"
+        "    def on_new_flows(self, flow): pass\n")
+    with pytest.raises(ImportError, match="unknown channel.*new_flows"):
+        load_class(ModuleRef("typo", path=str(folder)))

@@ -13,10 +13,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-import zeekgen  # noqa: E402
-
 from slipsd.events import LOG_CHANNELS, NEW_FLOW  # noqa: E402
 from slipsd.inputs import FileStats, InputError, LineError, ZeekInput  # noqa: E402
+
+import zeekgen  # noqa: E402
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 

@@ -16,9 +16,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-import zeekgen  # noqa: E402
-
 from slipsd.inputs import LineError, ZeekInput  # noqa: E402
+
+import zeekgen  # noqa: E402
 
 DEMO = REPO / "samples" / "demo-zeek"
 

@@ -61,4 +61,4 @@ def _is_group_address(address: str) -> bool:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return ip.is_multicast or address == "255.255.255.255" or address.endswith(".255")
+    return ip.is_multicast or address == "255.255.255.255"

@@ -1,0 +1,102 @@
+"""slipsctl through typer's CliRunner, against real daemons."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from slipsctl.cli import app, progress_line
+from slipsd.protocol import COMMANDS
+
+from conftest import REPO, Daemon
+
+runner = CliRunner()
+
+
+def private_daemons() -> list[int]:
+    """Pids of slipsd processes started by slipsctl for one job."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"slipsd" in cmdline and any(b"runtime_dir=/tmp/slipsd-" in a for a in cmdline):
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_status_without_daemon_exits_3(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["status", "--socket", str(tmp_path / "none.sock")])
+    assert result.exit_code == 3
+    assert "slipsd is not running (no socket at" in result.output
+
+
+def test_status_shows_children(make_daemon: Any) -> None:
+    daemon: Daemon = make_daemon()
+    result = runner.invoke(app, ["status", "--socket", str(daemon.socket)])
+    assert result.exit_code == 0, result.output
+    assert "redis" in result.output and "running" in result.output
+    as_json = runner.invoke(app, ["status", "--json", "--socket", str(daemon.socket)])
+    data = json.loads(as_json.output)
+    assert data["daemon"]["pid"] == daemon.proc.pid  # type: ignore[union-attr]
+    assert data["redis"]["up"] is True
+
+
+def test_analyze_json_through_a_running_daemon(make_daemon: Any, tmp_path: Path) -> None:
+    daemon: Daemon = make_daemon()
+    result = runner.invoke(app, ["analyze", str(REPO / "samples" / "demo-zeek"), "--json",
+                                 "--output", str(tmp_path / "out"),
+                                 "--socket", str(daemon.socket)])
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.output)
+    assert run["output"] == str(tmp_path / "out")
+    assert run["summary"]["alerts"] >= 1
+    assert (tmp_path / "out" / "alerts.json").is_file()
+
+
+def test_analyze_without_daemon_starts_a_private_one(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["analyze", str(REPO / "samples" / "demo-zeek"),
+                                 "--output", str(tmp_path / "out"),
+                                 "--socket", str(tmp_path / "absent.sock")])
+    assert result.exit_code == 0, result.output
+    assert "starting a private one for this job" in result.output
+    assert "LONG_CONNECTION" in result.output and "alerts 1" in result.output
+    assert (tmp_path / "out" / "alerts.log").read_text().count(" ALERT ") == 1
+    assert private_daemons() == []
+
+
+def test_analyze_reports_unreadable_and_foreign_input(make_daemon: Any, tmp_path: Path) -> None:
+    daemon: Daemon = make_daemon()
+    missing = runner.invoke(app, ["analyze", str(tmp_path / "nope"),
+                                  "--socket", str(daemon.socket)])
+    assert missing.exit_code == 1
+    assert "cannot open" in missing.output and "nope" in missing.output
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("hello\nworld\n")
+    result = runner.invoke(app, ["analyze", str(foreign), "--socket", str(daemon.socket)])
+    assert result.exit_code == 1
+    assert "not a Zeek log" in result.output
+    assert daemon.call("hello")["pid"] == daemon.proc.pid  # type: ignore[union-attr]
+
+
+def test_help_comes_from_the_command_table() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in ("status", "analyze", "stop"):
+        assert name in result.output
+    assert COMMANDS["analyze"].help.split(";")[0][:30] in " ".join(result.output.split())
+
+
+def test_progress_line_tracks_reading_then_detecting() -> None:
+    reading = progress_line({"stage": "reading", "events": 50, "total_lines": 100,
+                             "modules": {"a": 10}})
+    assert "50%" in reading and "reading" in reading
+    detecting = progress_line({"stage": "detecting", "events": 100, "total_lines": 100,
+                               "modules": {"a": 25, "b": 80}})
+    assert "25%" in detecting and "detecting" in detecting
