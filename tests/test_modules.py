@@ -127,5 +127,5 @@ def test_unknown_channel_is_refused_at_load(tmp_path: object) -> None:
         "from slipsd.module import Module\n"
         "class Typo(Module):\n    name = 'typo'\n    channels = ('new_flows',)\n"
         "    def on_new_flows(self, flow): pass\n")
-    with pytest.raises(ImportError, match="unknown channel.*new_flows"):
+    with pytest.raises(ImportError, match=r"unknown channel.*new_flows"):
         load_class(ModuleRef("typo", path=str(folder)))
