@@ -328,3 +328,13 @@ def test_ingest_killed_fails_the_run_cleanly(make_daemon: Any, tmp_path: Path) -
     assert "input process ended early: killed by SIGKILL" in errors[0].message
     assert daemon.call("hello")["pid"] == daemon.proc.pid  # type: ignore[union-attr]
     assert [c for c in daemon.children() if c["group"]] == []
+
+
+def test_entry_point_module_runs_in_the_daemon(make_daemon: Any, tmp_path: Path) -> None:
+    from test_modules import make_plugin_site
+
+    site = make_plugin_site(tmp_path)
+    daemon: Daemon = make_daemon("[modules]\nenabled = extmod\n",
+                                 env={"PYTHONPATH": f"{site}:{REPO}"})
+    run = daemon.analyze(long_conn_log(tmp_path / "logs", n=50), tmp_path / "out")
+    assert run["summary"]["evidence_by_type"] == {"EXT_SEEN": 50}

@@ -129,3 +129,33 @@ def test_unknown_channel_is_refused_at_load(tmp_path: object) -> None:
         "    def on_new_flows(self, flow): pass\n")
     with pytest.raises(ImportError, match=r"unknown channel.*new_flows"):
         load_class(ModuleRef("typo", path=str(folder)))
+
+
+def make_plugin_site(root: object) -> str:
+    """A third-party package registering a module through the entry point group."""
+    from pathlib import Path
+
+    site = Path(str(root)) / "site"
+    info = site / "slipsext-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: slipsext\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[slips.modules]\nextmod = slipsext_mod:ExtModule\n")
+    (site / "slipsext_mod.py").write_text(
+        "from slipsd.module import Module\n"
+        "class ExtModule(Module):\n"
+        "    name = 'extmod'\n    channels = ('new_flow',)\n"
+        "    def on_new_flow(self, flow):\n"
+        "        self.ctx.evidence('EXT_SEEN', attacker=flow['saddr'], victim=flow['daddr'],\n"
+        "            threat_level='info', confidence=1.0, description='seen', ts=flow['ts'],\n"
+        "            tw=flow['tw'], uids=(flow['uid'],))\n")
+    return str(site)
+
+
+def test_entry_point_modules_are_found(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = make_plugin_site(tmp_path)
+    monkeypatch.syspath_prepend(site)
+    found = discover([], entry_points=True)
+    assert found["extmod"].entry_point == "slipsext_mod:ExtModule"
+    cls = load_class(found["extmod"])
+    assert [e.type for e in ModuleTestContext(cls).feed("new_flow", make_flow())] == ["EXT_SEEN"]
+    assert "extmod" not in discover([], entry_points=False)

@@ -1,0 +1,84 @@
+"""The profiler on a real redis-server: profiles, windows, new_ip, tw_closed, direction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slipsd.events import NEW_FLOW, NEW_IP, TRAFFIC_CHANNELS, TW_CLOSED
+from slipsd.profiler import Profiler
+from slipsd.store import Consumer, Producer, RedisClient, Store
+
+
+def flow(ts: float, saddr: str, daddr: str, **extra: Any) -> dict[str, Any]:
+    return {"ts": ts, "uid": f"C{ts}", "saddr": saddr, "daddr": daddr, "sport": 1000,
+            "dport": 80, "proto": "tcp", "state": "SF", "sbytes": 10, "dbytes": 20, **extra}
+
+
+def run_profiler(client: RedisClient, run: str, events: list[tuple[str, dict[str, Any]]],
+                 **options: Any) -> list[tuple[str, dict[str, Any]]]:
+    consumer = Consumer(client, run, "check", list(TRAFFIC_CHANNELS), count=1000)
+    consumer.start()
+    producer = Producer(client, run, TRAFFIC_CHANNELS, max_lag=10_000)
+    profiler = Profiler(Store(client, run), producer, batch_size=3, **options)
+    for channel, event in events:
+        profiler.feed(event["ts"], channel, event)
+    profiler.finish()
+    out: list[tuple[str, dict[str, Any]]] = []
+    while not consumer.done:
+        entries = consumer.read(200)
+        out.extend((e.channel, ev) for e in entries for ev in e.events)
+        consumer.ack(entries)
+    return out
+
+
+def test_windows_new_ips_and_closing(redis_client: RedisClient) -> None:
+    events = [
+        (NEW_FLOW, flow(1000.0, "10.0.0.1", "8.8.8.8")),
+        (NEW_FLOW, flow(1500.0, "10.0.0.2", "8.8.8.8")),
+        ("new_dns", {"ts": 1600.0, "uid": "D1", "saddr": "10.0.0.1", "daddr": "10.0.0.53",
+                     "sport": 5353, "dport": 53, "query": "example.org"}),
+        (NEW_FLOW, flow(1000.0 + 100 * 3, "10.0.0.1", "1.1.1.1")),
+        (NEW_FLOW, flow(1000.0 + 250, "10.0.0.1", "8.8.8.8")),  # window 2
+    ]
+    out = run_profiler(redis_client, "p1", events, width=100.0)
+    new_ips = [ev["ip"] for ch, ev in out if ch == NEW_IP]
+    assert sorted(new_ips) == ["1.1.1.1", "10.0.0.1", "10.0.0.2", "10.0.0.53", "8.8.8.8"]
+    flows = [ev for ch, ev in out if ch == NEW_FLOW]
+    assert [(f["profile"], f["tw"]) for f in flows] == [
+        ("10.0.0.1", 0), ("10.0.0.2", 5), ("10.0.0.1", 3), ("10.0.0.1", 2)]
+    closed = [(ev["profile"], ev["tw"]) for ch, ev in out if ch == TW_CLOSED]
+    # Windows 2 and 3 only got late flows, after traffic time had passed them:
+    # they were closed already, and are not announced twice.
+    assert set(closed) == {("10.0.0.1", 0), ("10.0.0.2", 5), ("10.0.0.1", 6)}
+    assert len(closed) == len(set(closed))
+    # A window's tw_closed comes after every flow of that window.
+    positions = {key: i for i, key in enumerate(
+        (ev["profile"], ev["tw"], ch) for ch, ev in out if ch != NEW_IP)}
+    assert positions[("10.0.0.1", 0, TW_CLOSED)] > positions[("10.0.0.1", 0, NEW_FLOW)]
+    store = Store(redis_client, "p1")
+    assert store.profiles() == ["10.0.0.1", "10.0.0.2"]
+    assert store.profile("10.0.0.1")["flows"] == "3"
+    assert store.windows("10.0.0.1") == [0, 2, 3, 6]
+    assert store.window("10.0.0.1", 0)["dst_ports"] == {"tcp/80/SF": 1}
+    assert store.stats()["events.new_dns"] == 1
+
+
+def test_late_events_are_counted_in_their_window(redis_client: RedisClient) -> None:
+    events = [(NEW_FLOW, flow(0.0, "10.0.0.1", "8.8.8.8")),
+              (NEW_FLOW, flow(500.0, "10.0.0.1", "8.8.8.8")),
+              (NEW_FLOW, flow(50.0, "10.0.0.1", "8.8.4.4"))]  # window 0 already closed
+    out = run_profiler(redis_client, "p2", events, width=100.0)
+    assert [ev["tw"] for ch, ev in out if ch == NEW_FLOW] == [0, 5, 0]
+    assert Store(redis_client, "p2").window("10.0.0.1", 0)["flows"] == 2
+
+
+def test_direction_all_profiles_destinations(redis_client: RedisClient) -> None:
+    events = [(NEW_FLOW, flow(0.0, "10.0.0.1", "8.8.8.8")),
+              (NEW_FLOW, flow(1.0, "10.0.0.2", "8.8.8.8"))]
+    run_profiler(redis_client, "p3", events, direction="all")
+    store = Store(redis_client, "p3")
+    assert store.profiles() == ["10.0.0.1", "10.0.0.2", "8.8.8.8"]
+    assert store.window("8.8.8.8", 0)["flows_in"] == 2
+    assert store.window("8.8.8.8", 0)["flows"] == 0
+    run_profiler(redis_client, "p4", events, direction="out")
+    assert Store(redis_client, "p4").profiles() == ["10.0.0.1", "10.0.0.2"]
