@@ -46,6 +46,10 @@ class Profiler:
         self._width = width
         self._both = direction == "all"
         self._batch_size = batch_size
+        # Profile and window counters are summed in memory over several batches:
+        # far fewer Redis commands, and still flushed before any window closes.
+        self._store_every = batch_size * 20
+        self._since_store = 0
         self.start: float | None = None
         self._max_ts = 0.0
         self._next_close = 0  # windows below this index are closed
@@ -92,7 +96,8 @@ class Profiler:
             self._pending_counts.get(f"events.{channel}", 0) + 1
         )
         if self._producer.buffered >= self._batch_size:
-            self.flush()
+            self._since_store += self._producer.buffered
+            self.flush(store=self._since_store >= self._store_every)
 
     def _touch(self, ip: str, ts: float, tw: int, event: dict[str, Any], outgoing: bool) -> None:
         profile = self._profiles.get(ip)
@@ -144,7 +149,14 @@ class Profiler:
                 TW_CLOSED, {"profile": ip, "tw": tw, "start": start, "end": start + self._width}
             )
 
-    def flush(self) -> None:
+    def flush(self, store: bool = True) -> None:
+        """Publish buffered events; with ``store``, write profile and window counters first."""
+        if store:
+            self._write_store()
+            self._since_store = 0
+        self._producer.flush()
+
+    def _write_store(self) -> None:
         fields = {
             ip: {
                 "first_seen": self._profiles[ip].first_seen,
@@ -159,7 +171,6 @@ class Profiler:
         self._dirty = set()
         self._deltas = {}
         self._pending_counts = {}
-        self._producer.flush()
 
     def finish(self) -> None:
         """End of input: close every open window, then end the run's streams."""

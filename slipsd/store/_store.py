@@ -15,6 +15,30 @@ from slipsd.store._connect import RedisClient, command
 MAX_ERRORS_KEPT = 200  # the run's error list is a sample; the counter has the total
 
 
+# KEYS: window hash, its destination-IP hash, its port hash, the profile's window set.
+# ARGV: tw, flows, sbytes, dbytes, flows_in, number of IP pairs, then IP/count
+# pairs, then port/count pairs.
+_ADD_WINDOW = """
+redis.call('SADD', KEYS[4], ARGV[1])
+local totals = {'flows', 'sbytes', 'dbytes', 'flows_in'}
+for i, name in ipairs(totals) do
+  local n = tonumber(ARGV[i + 1])
+  if n ~= 0 or i == 1 then redis.call('HINCRBY', KEYS[1], name, n) end
+end
+local ips = tonumber(ARGV[6])
+local i = 7
+while i < 7 + 2 * ips do
+  redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i <= #ARGV do
+  redis.call('HINCRBY', KEYS[3], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+return 0
+"""
+
+
 @dataclass
 class WindowDelta:
     """What one batch of traffic added to one profile's time window."""
@@ -33,6 +57,7 @@ class Store:
     def __init__(self, client: RedisClient, run_id: str) -> None:
         self.redis = client
         self.run_id = run_id
+        self._add_window = client.register_script(_ADD_WINDOW)
 
     def key(self, *parts: str | int) -> str:
         return keys.run(self.run_id, *parts)
@@ -119,18 +144,14 @@ class Store:
             pipe.sadd(self.key("profiles"), ip)
         for (ip, tw), delta in windows.items():
             base = keys.window(self.run_id, ip, tw)
-            pipe.sadd(self.key("tws", ip), tw)
-            pipe.hincrby(base, "flows", delta.flows)
-            if delta.sbytes:
-                pipe.hincrby(base, "sbytes", delta.sbytes)
-            if delta.dbytes:
-                pipe.hincrby(base, "dbytes", delta.dbytes)
-            if delta.flows_in:
-                pipe.hincrby(base, "flows_in", delta.flows_in)
-            for ip_, n in delta.dst_ips.items():
-                pipe.hincrby(base + ":dst", ip_, n)
-            for port, n in delta.dst_ports.items():
-                pipe.hincrby(base + ":ports", port, n)
+            args: list[str | int] = [tw, delta.flows, delta.sbytes, delta.dbytes, delta.flows_in,
+                                     len(delta.dst_ips)]
+            for pairs in (delta.dst_ips, delta.dst_ports):
+                for name, n in pairs.items():
+                    args += (name, n)
+            # One script call per window instead of one HINCRBY per destination.
+            self._add_window(keys=[base, base + ":dst", base + ":ports", self.key("tws", ip)],
+                             args=args, client=pipe)
         self.add_counts(counts, pipe)
         pipe.execute()
 
