@@ -19,7 +19,7 @@ from typing import Any
 Parser = Callable[[str], Any]
 
 
-def _bool(text: str) -> bool:
+def parse_bool(text: str) -> bool:
     low = text.strip().lower()
     if low in ("1", "yes", "true", "on"):
         return True
@@ -62,12 +62,12 @@ def _choice(*options: str) -> Parser:
     return parse
 
 
-def _list(text: str) -> list[str]:
+def parse_list(text: str) -> list[str]:
     return [item.strip() for item in text.replace("\n", ",").split(",") if item.strip()]
 
 
 def _networks(text: str) -> list[str]:
-    nets = _list(text)
+    nets = parse_list(text)
     for net in nets:
         ipaddress.ip_network(net, strict=False)
     return nets
@@ -113,16 +113,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "home_networks": Key(_networks, "", "local networks (CIDRs); empty: guessed"),
     },
     "modules": {
-        "directories": Key(_list, "builtin", "folders holding module folders; 'builtin' is "
+        "directories": Key(parse_list, "builtin", "folders holding module folders; 'builtin' is "
                            "the modules shipped with slips"),
-        "enabled": Key(_list, "long_connection", "modules to run"),
-        "entry_points": Key(_bool, "yes", "also load modules from the 'slips.modules' "
+        "enabled": Key(parse_list, "long_connection", "modules to run"),
+        "entry_points": Key(parse_bool, "yes", "also load modules from the 'slips.modules' "
                             "entry point group"),
     },
     "alerts": {
         "threshold": Key(_positive(float), "1.0", "sum of threat level x confidence in one "
                          "profile and window that raises an alert, for a 3600 s window"),
-        "scale_with_window": Key(_bool, "yes", "scale the threshold linearly with "
+        "scale_with_window": Key(parse_bool, "yes", "scale the threshold linearly with "
                                  "time_window_width"),
     },
     "bus": {
@@ -273,22 +273,21 @@ def default_config_path() -> Path:
     return Path(__file__).resolve().parents[1] / "etc" / "slips.conf"
 
 
-def runtime_dir(config: Config) -> Path:
-    configured = config.get_str("daemon", "runtime_dir")
-    if configured:
+def _directory(config: Config, key: str, systemd_env: str, fallback: str) -> Path:
+    """The configured folder, else the one systemd made for the unit, else the FHS one."""
+    if configured := config.get_str("daemon", key):
         return Path(configured)
-    if env := os.environ.get("RUNTIME_DIRECTORY"):
+    if env := os.environ.get(systemd_env):
         return Path(env.split(":")[0])
-    return Path("/run/slips")
+    return Path(fallback)
+
+
+def runtime_dir(config: Config) -> Path:
+    return _directory(config, "runtime_dir", "RUNTIME_DIRECTORY", "/run/slips")
 
 
 def state_dir(config: Config) -> Path:
-    configured = config.get_str("daemon", "state_dir")
-    if configured:
-        return Path(configured)
-    if env := os.environ.get("STATE_DIRECTORY"):
-        return Path(env.split(":")[0])
-    return Path("/var/lib/slips")
+    return _directory(config, "state_dir", "STATE_DIRECTORY", "/var/lib/slips")
 
 
 def output_dir(config: Config) -> Path:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from slipsd.config import ConfigError
+from slipsd.config import ConfigError, parse_bool, parse_list
 from slipsd.events import TW_CLOSED
 from slipsd.evidence import Evidence, evidence_id
 
@@ -37,14 +37,9 @@ class Option:
 
     def parse(self, text: str) -> Any:
         if self.type is bool:
-            low = text.strip().lower()
-            if low in ("1", "yes", "true", "on"):
-                return True
-            if low in ("0", "no", "false", "off"):
-                return False
-            raise ValueError(f"expected yes or no, got {text!r}")
+            return parse_bool(text)
         if self.type is list:
-            return [item.strip() for item in text.split(",") if item.strip()]
+            return parse_list(text)
         try:
             return self.type(text.strip())
         except ValueError:
