@@ -101,6 +101,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
                    "embedded redis-server on a private Unix socket"),
         "redis_server": Key(str, "redis-server", "program started for the embedded Redis"),
         "start_timeout": Key(_positive(float), "10", "seconds to wait for Redis to answer"),
+        "keep_runs": Key(_non_negative_int, "10", "finished analyses whose profiles, evidence "
+                         "and alerts stay in Redis; older ones are deleted (their output "
+                         "folders stay)"),
     },
     "output": {
         "directory": Key(str, "", "one folder per run is created here; empty: "

@@ -176,6 +176,17 @@ class Runs:
             self.supervisor.forget(name)
         await asyncio.to_thread(store.delete_streams, [*TRAFFIC_CHANNELS, "evidence_added"])
         await asyncio.to_thread(store.index_run, run.info())
+        await self._forget_old_runs()
+
+    async def _forget_old_runs(self) -> None:
+        """Keep Redis bounded in a long-lived daemon: only the newest finished runs stay."""
+        keep = self.config.get_int("database", "keep_runs")
+        finished = sorted((r for r in self.runs.values() if r.state != "running"),
+                          key=lambda r: r.finished or 0.0)
+        for old in finished[: max(0, len(finished) - keep)]:
+            removed = await asyncio.to_thread(Store(self.client, old.id).delete_run)
+            del self.runs[old.id]
+            log.info("run %s: removed %d keys from Redis (keep_runs = %d)", old.id, removed, keep)
 
 
 def _module_gave_up(store: Store, module: str, why: str) -> None:

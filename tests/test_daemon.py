@@ -338,3 +338,16 @@ def test_entry_point_module_runs_in_the_daemon(make_daemon: Any, tmp_path: Path)
                                  env={"PYTHONPATH": f"{site}:{REPO}"})
     run = daemon.analyze(long_conn_log(tmp_path / "logs", n=50), tmp_path / "out")
     assert run["summary"]["evidence_by_type"] == {"EXT_SEEN": 50}
+
+
+def test_old_runs_are_removed_from_redis(make_daemon: Any, tmp_path: Path) -> None:
+    folder = long_conn_log(tmp_path / "logs", n=300)
+    daemon: Daemon = make_daemon("[database]\nkeep_runs = 1\n")
+    first = daemon.analyze(folder, tmp_path / "one")
+    redis = daemon.redis()
+    assert redis.keys(f"slips:{{{first['id']}}}:*")
+    second = daemon.analyze(folder, tmp_path / "two")
+    assert redis.keys(f"slips:{{{first['id']}}}:*") == []
+    assert redis.keys(f"slips:{{{second['id']}}}:*")
+    assert [r["id"] for r in daemon.call("status")["runs"]] == [second["id"]]
+    assert (tmp_path / "one" / "alerts.log").is_file()  # outputs are the user's

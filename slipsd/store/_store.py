@@ -283,6 +283,20 @@ class Store:
     def alerts(self) -> list[dict[str, Any]]:
         return [json.loads(v) for v in self.redis.lrange(self.key("alerts"), 0, -1)]
 
+    def delete_run(self) -> int:
+        """Remove every key of this run; returns how many were removed."""
+        removed = 0
+        batch: list[str] = []
+        for name in self.redis.scan_iter(match=keys.run(self.run_id, "*"), count=1000):
+            batch.append(name)
+            if len(batch) >= 1000:
+                removed += int(self.redis.unlink(*batch))
+                batch = []
+        if batch:
+            removed += int(self.redis.unlink(*batch))
+        self.redis.hdel(keys.RUNS, self.run_id)
+        return removed
+
     def delete_streams(self, channels: Iterable[str]) -> None:
         names = [self.key("stream", ch) for ch in channels]
         if names:
