@@ -56,7 +56,7 @@ class EvidenceHandler:
                     store.add_module_done(body["done"], body.get("failed", ""))
                     waiting.discard(body["done"])
                 else:
-                    store.add_evidence(body)
+                    store.add_evidence(body["evidence"])
             store.ack_evidence([eid for eid, _ in items])
         if waiting:
             return 0  # stopped before the end: the run is left unfinished

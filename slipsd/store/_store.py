@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 
+from slipsd.events import MESSAGE_VERSION
 from slipsd.store import keys
 from slipsd.store._connect import RedisClient, command
 
@@ -228,11 +229,12 @@ class Store:
     def publish_evidence(self, evidence: Iterable[Mapping[str, Any]]) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for item in evidence:
-            pipe.xadd(self.key("stream", "evidence_added"), {"d": json.dumps(item)})
+            body = {"v": MESSAGE_VERSION, "evidence": item}
+            pipe.xadd(self.key("stream", "evidence_added"), {"d": json.dumps(body)})
         pipe.execute()
 
     def publish_module_done(self, module: str, failed: str = "") -> None:
-        body = {"done": module, "failed": failed}
+        body = {"v": MESSAGE_VERSION, "done": module, "failed": failed}
         self.redis.xadd(self.key("stream", "evidence_added"), {"d": json.dumps(body)})
 
     def start_evidence_group(self) -> bool:
@@ -251,7 +253,15 @@ class Store:
         stream = self.key("stream", "evidence_added")
         reply = self.redis.xreadgroup("evidence", "handler", {stream: ">"}, count=count,
                                       block=block_ms)
-        return [(eid, json.loads(fields["d"])) for _, items in reply or [] for eid, fields in items]
+        out = []
+        for _, items in reply or []:
+            for eid, fields in items:
+                body = json.loads(fields["d"])
+                if body.get("v") != MESSAGE_VERSION:
+                    raise ValueError(f"evidence entry {eid}: unsupported message version "
+                                     f"{body.get('v')!r}")
+                out.append((eid, body))
+        return out
 
     def ack_evidence(self, ids: list[str]) -> None:
         if ids:
