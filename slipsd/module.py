@@ -18,7 +18,7 @@ unchanged under ``slipsd.testing.ModuleTestContext``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -55,10 +55,15 @@ class Context:
         config: Mapping[str, Any],
         report: Callable[[Evidence], None],
         run_id: str = "",
+        home_networks: Sequence[str] = (),
+        evidence_types: Sequence[str] = (),
     ) -> None:
         self.module_name = module_name
         self.config = dict(config)
         self.run_id = run_id
+        # [profiles] home_networks; empty means "guess from traffic" (netinfo.LocalNetworks).
+        self.home_networks = list(home_networks)
+        self._types = frozenset(evidence_types)
         self.log = logging.getLogger(f"slips.module.{module_name}")
         self._report = report
 
@@ -79,6 +84,9 @@ class Context:
     ) -> Evidence:
         """Report evidence. ``key`` tells apart evidence of the same type, attacker,
         victim and window (default: the flow uids); equal keys are one evidence."""
+        if self._types and type not in self._types:
+            raise ValueError(f"module {self.module_name!r} reported {type!r}, which is not in "
+                             f"its evidence_types ({', '.join(sorted(self._types))})")
         uids = tuple(uids)
         ident = evidence_id(type, attacker, victim, tw, key if key is not None else ",".join(uids))
         item = Evidence(
@@ -97,6 +105,9 @@ class Module:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     channels: ClassVar[tuple[str, ...]] = ()
+    # Every evidence type the module can report; each is documented in
+    # docs/evidence.md and shown by the module's samples.json.
+    evidence_types: ClassVar[tuple[str, ...]] = ()
     options: ClassVar[Mapping[str, Option]] = {}
 
     def __init__(self, ctx: Context) -> None:

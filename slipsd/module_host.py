@@ -34,6 +34,7 @@ class HostSpec:
     path: str = ""
     entry_point: str = ""
     options: dict[str, str] | None = None
+    home_networks: list[str] | None = None
     block_ms: int = 1000
 
 
@@ -55,7 +56,8 @@ class ModuleHost:
         options = cls.parse_options(spec.options or {}, f"[{spec.name}]")
         client = connect(spec.redis_url)
         store = Store(client, spec.run_id)
-        module = cls(Context(spec.name, options, self._report, spec.run_id))
+        module = cls(Context(spec.name, options, self._report, spec.run_id,
+                             spec.home_networks or [], cls.evidence_types))
         handlers = module.handlers()
         consumer = Consumer(client, spec.run_id, f"module:{spec.name}", list(handlers))
         if consumer.start():

@@ -95,6 +95,7 @@ class Runs:
             self._start(run, f"module/{name}", "module", 20, Restart.ON_FAILURE, {
                 **base, "name": name, "path": ref.path, "entry_point": ref.entry_point,
                 "options": dict(cfg.module_sections.get(name, {})),
+                "home_networks": cfg.get_list("profiles", "home_networks"),
             })
         self._start(run, "ingest", "ingest", 10, Restart.NEVER, {
             **base, "source_name": source, "source_fd": fd,

@@ -11,7 +11,7 @@ sees the real traceback.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from slipsd.evidence import Evidence
@@ -36,11 +36,12 @@ def make_flow(**fields: Any) -> dict[str, Any]:
 class ModuleTestContext:
     def __init__(
         self, module_cls: type[Module], config: Mapping[str, str] | None = None,
-        run_id: str = "test",
+        run_id: str = "test", home_networks: Sequence[str] = (),
     ) -> None:
         self.evidence: list[Evidence] = []
         options = module_cls.parse_options(config or {}, "test")
-        self.module = module_cls(Context(module_cls.name, options, self.evidence.append, run_id))
+        self.module = module_cls(Context(module_cls.name, options, self.evidence.append, run_id,
+                                         home_networks, module_cls.evidence_types))
         self._handlers = self.module.handlers()
         self.module.setup(options)
 

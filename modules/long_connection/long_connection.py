@@ -7,12 +7,12 @@ by nature.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
 from slipsd.events import Flow
 from slipsd.module import Module, Option
+from slipsd.netinfo import is_group
 
 
 def _human(seconds: float) -> str:
@@ -25,6 +25,7 @@ class LongConnection(Module):
     name = "long_connection"
     description = "Connections lasting longer than a threshold (LONG_CONNECTION)"
     channels = ("new_flow",)
+    evidence_types = ("LONG_CONNECTION",)
     options = {
         "threshold": Option(float, 1500.0, "seconds a connection must last to be reported"),
     }
@@ -34,7 +35,7 @@ class LongConnection(Module):
 
     def on_new_flow(self, flow: Flow) -> None:
         duration = flow["duration"]
-        if duration <= self.threshold or _is_group_address(flow["daddr"]):
+        if duration <= self.threshold or is_group(flow["daddr"]):
             return
         # Twice the threshold is unusual enough to be sure of; just over it less so.
         confidence = min(1.0, 0.5 + 0.5 * (duration - self.threshold) / self.threshold)
@@ -55,10 +56,3 @@ class LongConnection(Module):
             uids=(flow["uid"],),
         )
 
-
-def _is_group_address(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return ip.is_multicast or address == "255.255.255.255"

@@ -20,6 +20,7 @@ class Template(Module):
     description = "Example module: reports established flows to watched ports (TEMPLATE_PORT)"
     # One ``on_<channel>`` method per channel read; on_tw_closed needs no entry.
     channels = ("new_flow",)
+    evidence_types = ("TEMPLATE_PORT",)
     options = {
         "ports": Option(list, ["4444"], "destination ports to report"),
     }
