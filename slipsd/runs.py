@@ -105,11 +105,17 @@ class Runs:
             "max_lag": cfg.get_int("bus", "max_lag"),
             "readers": [*run.modules, "evidence"],
         }, pass_fds=(fd,))
+        listening = True
         while not handler.done:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(handler.wait()), PROGRESS_INTERVAL)
-            if not handler.done:
-                await progress(**await asyncio.to_thread(self._progress, run))
+            if not handler.done and listening:
+                try:
+                    await progress(**await asyncio.to_thread(self._progress, run))
+                except (ConnectionError, OSError):
+                    # The client went away; the analysis still finishes and is recorded.
+                    listening = False
+                    log.info("run %s: client disconnected, finishing without it", run.id)
         await self._finish(run, handler)
         return run
 

@@ -351,3 +351,22 @@ def test_old_runs_are_removed_from_redis(make_daemon: Any, tmp_path: Path) -> No
     assert redis.keys(f"slips:{{{second['id']}}}:*")
     assert [r["id"] for r in daemon.call("status")["runs"]] == [second["id"]]
     assert (tmp_path / "one" / "alerts.log").is_file()  # outputs are the user's
+
+
+def test_analysis_finishes_when_the_client_goes_away(make_daemon: Any, tmp_path: Path) -> None:
+    import socket as sk
+
+    folder = long_conn_log(tmp_path / "logs", n=20_000)
+    daemon: Daemon = make_daemon()
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    with sk.socket(sk.AF_UNIX, sk.SOCK_STREAM) as client:
+        client.connect(str(daemon.socket))
+        request = protocol.encode(protocol.request(1, "analyze", {"name": str(folder)}))
+        sk.send_fds(client, [request], [fd])
+        os.close(fd)
+        wait_for(lambda: daemon.call("status")["runs"], 30, "the run to start")
+    runs = wait_for(lambda: [r for r in daemon.call("status")["runs"]
+                             if r["state"] != "running"], 120, "the run to finish")
+    assert runs[0]["state"] == "finished"
+    assert runs[0]["summary"]["flows"] == 20_000
+    assert [c for c in daemon.children() if c["group"]] == []
