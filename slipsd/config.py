@@ -118,7 +118,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "modules": {
         "directories": Key(parse_list, "builtin", "folders holding module folders; 'builtin' is "
                            "the modules shipped with slips"),
-        "enabled": Key(parse_list, "long_connection", "modules to run"),
+        "enabled": Key(parse_list, "long_connection, flows, scans, arp, tunnels, correlation, "
+                       "logins", "modules to run"),
         "entry_points": Key(parse_bool, "yes", "also load modules from the 'slips.modules' "
                             "entry point group"),
     },

@@ -68,7 +68,8 @@ def run_sample(cls: type[Module], sample: dict[str, Any], client: RedisClient,
         profiler.feed(ts, channel, event)
     profiler.finish()
     assert errors == [], f"the sample's log lines must be valid: {errors}"
-    ctx = ModuleTestContext(cls, sample.get("config"), home_networks=sample.get("home_networks", ()))
+    ctx = ModuleTestContext(cls, sample.get("config"),
+                            home_networks=sample.get("home_networks", ()))
     while not consumer.done:
         entries = consumer.read(200)
         for entry in entries:
