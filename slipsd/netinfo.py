@@ -32,13 +32,21 @@ def parse_ip(text: str) -> Address | None:
 def is_private(text: str) -> bool:
     """RFC 1918, ULA and link-local space: addresses that never route on the internet."""
     ip = parse_ip(text)
-    return ip is not None and ip.is_private and not ip.is_loopback and not ip.is_unspecified \
-        and not _is_special_public(ip)
+    if ip is None or ip.is_loopback or ip.is_unspecified or ip.is_multicast:
+        return False
+    return ip.is_private and text != "255.255.255.255" and not _is_documentation(ip)
 
 
 def is_public(text: str) -> bool:
+    """A unicast internet address: the complement of is_private among real hosts.
+
+    Documentation ranges count as public: they stand for internet hosts in
+    generated and test traffic, and no real network routes them.
+    """
     ip = parse_ip(text)
-    return ip is not None and ip.is_global
+    if ip is None or ip.is_multicast or ip.is_loopback or ip.is_unspecified or ip.is_link_local:
+        return False
+    return text != "255.255.255.255" and (ip.is_global or _is_documentation(ip))
 
 
 def is_group(text: str) -> bool:
@@ -47,9 +55,9 @@ def is_group(text: str) -> bool:
     return ip is not None and (ip.is_multicast or text == "255.255.255.255")
 
 
-def _is_special_public(ip: Address) -> bool:
-    # Documentation ranges count as "private" for Python; for detection they
-    # behave like public addresses (they appear in generated and test traffic).
+def _is_documentation(ip: Address) -> bool:
+    # Python calls documentation ranges private; for detection they behave like
+    # public addresses (see is_public).
     return any(ip in net for net in _DOCUMENTATION if net.version == ip.version)
 
 
@@ -64,8 +72,12 @@ class LocalNetworks:
 
     Configured (``[profiles] home_networks``) when given; otherwise learnt from
     traffic: every private address seen as a source adds its /24 (IPv4) or /64
-    (IPv6), the usual size of a LAN segment.
+    (IPv6), the usual size of a LAN segment. Learnt networks are kept as a set
+    of prefixes, so a lookup costs the same however many there are, and their
+    number is capped so spoofed sources cannot grow it without bound.
     """
+
+    MAX_LEARNT = 4096
 
     def __init__(self, configured: Iterable[str] = ()) -> None:
         self.configured = [ipaddress.ip_network(n, strict=False) for n in configured]
@@ -75,20 +87,25 @@ class LocalNetworks:
     def guessing(self) -> bool:
         return not self.configured
 
+    @staticmethod
+    def _segment(ip: Address) -> Network:
+        prefix = 24 if ip.version == 4 else 64
+        return ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
+
     def learn(self, source_ip: str) -> None:
-        if not self.guessing or not is_private(source_ip):
+        if not self.guessing or len(self.learnt) >= self.MAX_LEARNT or not is_private(source_ip):
             return
         ip = parse_ip(source_ip)
         assert ip is not None
-        prefix = 24 if ip.version == 4 else 64
-        self.learnt.add(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+        self.learnt.add(self._segment(ip))
 
     def contains(self, text: str) -> bool:
         ip = parse_ip(text)
         if ip is None:
             return False
-        nets = self.configured or self.learnt
-        return any(ip in net for net in nets if net.version == ip.version)
+        if self.configured:
+            return any(ip in net for net in self.configured if net.version == ip.version)
+        return self._segment(ip) in self.learnt
 
 
 @functools.lru_cache(maxsize=4)

@@ -19,7 +19,7 @@ from typing import Any
 
 from slipsd.events import Flow, TwClosed
 from slipsd.module import Module, Option
-from slipsd.netinfo import LocalNetworks, parse_ip
+from slipsd.netinfo import LocalNetworks, is_public, parse_ip
 
 from .helpers import (
     ESTABLISHED,
@@ -29,7 +29,6 @@ from .helpers import (
     Waiting,
     Windows,
     powers,
-    routable,
     service_has,
 )
 
@@ -149,7 +148,7 @@ class Correlation(Module):
             answered = flow["state"] in ESTABLISHED and flow["sbytes"] + flow["dbytes"] > 0
         else:
             answered = flow["sbytes"] > 0 and flow["dbytes"] > 0
-        if not answered or daddr in self.resolved or not routable(daddr):
+        if not answered or daddr in self.resolved or not is_public(daddr):
             return
         win = self.windows.get(flow["tw"])
         found = win.unresolved.get(flow["profile"])

@@ -8,24 +8,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from slipsd.netinfo import is_group, is_private, parse_ip
-
 # Zeek states of a connection whose handshake completed (data could flow both ways).
 ESTABLISHED = frozenset({"SF", "S1", "S2", "S3", "RSTO", "RSTR"})
-
-
-def routable(text: str) -> bool:
-    """An internet address: not private, multicast, loopback or otherwise special.
-
-    Documentation ranges count as internet addresses, as in netinfo.
-    """
-    ip = parse_ip(text)
-    if ip is None or is_private(text) or is_group(text):
-        return False
-    if ip.is_loopback or ip.is_unspecified or ip.is_link_local or ip.is_multicast:
-        return False
-    # is_private without netinfo.is_private is exactly the documentation ranges.
-    return ip.is_global or ip.is_private
 
 
 def service_has(service: str, words: tuple[str, ...]) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 from slipsd.events import Flow, TwClosed
 from slipsd.module import Module, Option
-from slipsd.netinfo import LocalNetworks, load_ports
+from slipsd.netinfo import LocalNetworks, is_public, load_ports
 
 from .helpers import (
     MAX_KEYS,
@@ -24,7 +24,6 @@ from .helpers import (
     is_established,
     is_odd_private_target,
     is_rejected,
-    is_routable,
     put,
 )
 
@@ -216,7 +215,7 @@ class Flows(Module):
         ip_bytes = f.get("orig_ip_bytes")
         if isinstance(ip_bytes, int) and 0 < ip_bytes < sent:
             sent = ip_bytes
-        if sent <= 0 or not is_routable(f["daddr"]):
+        if sent <= 0 or not is_public(f["daddr"]):
             return
         where = f"{f['daddr']}:{f['dport']}/{f['proto']}"
         single = sent >= self.flow_bytes

@@ -42,21 +42,6 @@ def is_rejected(flow: Mapping[str, Any]) -> bool:
     return "r" in history and not has_data(history)
 
 
-def is_routable(addr: str) -> bool:
-    """A unicast internet address (documentation ranges count, as netinfo.is_private says).
-
-    netinfo.is_public leaves the documentation ranges out, which netinfo.is_private
-    treats as public; both views are combined here so they agree.
-    """
-    ip = parse_ip(addr)
-    if ip is None or is_group(addr) or is_private(addr):
-        return False
-    if ip.is_global:
-        return True
-    # Python calls documentation space private; netinfo does not: that is what is left.
-    return ip.is_private and not ip.is_loopback and not ip.is_unspecified
-
-
 def is_broadcast_like(addr: str) -> bool:
     """Multicast, the limited broadcast, or x.x.x.255: a directed broadcast on the usual
     /24 (or larger) LANs. Such traffic is discovery chatter, not a connection."""
