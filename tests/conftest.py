@@ -22,7 +22,7 @@ TEST_MODULES = Path(__file__).resolve().parent / "modules"
 sys.path.insert(0, str(REPO / "scripts"))
 
 from slipsd import protocol  # noqa: E402
-from slipsd.store import RedisClient, connect  # noqa: E402
+from slipsd.store import RedisClient, Store, connect  # noqa: E402
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
@@ -183,3 +183,45 @@ def make_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
 def module_dirs_conf(enabled: str, extra: str = "") -> str:
     """Config lines enabling modules from the shipped and the tests' module folders."""
     return f"[modules]\ndirectories = builtin, {TEST_MODULES}\nenabled = {enabled}\n{extra}"
+
+
+class CorpusRun:
+    """One dataset analyzed once per session by a real slipsd with the shipped modules."""
+
+    def __init__(self, run: dict[str, Any], evidence: list[dict[str, Any]], log: str) -> None:
+        self.run = run
+        self.summary: dict[str, Any] = run["summary"]
+        self.evidence = evidence
+        self.log = log
+
+    def of(self, module: str) -> list[dict[str, Any]]:
+        return [e for e in self.evidence if e["module"] == module]
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], CorpusRun]]:
+    """``corpus(name)``: the analysis of ../shared/datasets/<name> (skips when absent).
+
+    Every dataset is analyzed once with every default module, as a user would
+    run it, and the corpus tests of all modules read the same results.
+    """
+    root = tmp_path_factory.mktemp("corpus")
+    daemon: Daemon | None = None
+    runs: dict[str, CorpusRun] = {}
+
+    def analyze(name: str) -> CorpusRun:
+        nonlocal daemon
+        folder = dataset(name)
+        if name not in runs:
+            if daemon is None:
+                daemon = Daemon(root / "daemon", "").start()
+            run = daemon.analyze(folder, root / "out" / name)
+            assert run["state"] == "finished" and not run["problem"], run["problem"]
+            assert "Traceback" not in daemon.log_text()
+            evidence = Store(daemon.redis(), run["id"]).all_evidence()
+            runs[name] = CorpusRun(run, evidence, daemon.log_text())
+        return runs[name]
+
+    yield analyze
+    if daemon is not None:
+        daemon.stop()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Daemon, dataset
+from conftest import dataset
 
 pytestmark = pytest.mark.corpus
 
@@ -23,13 +23,11 @@ def lines_in(folder: Path, names: list[str]) -> int:
     ("test10-mixed-zeek-dir", 6, ["notice.log:21: expected 26 fields, got 23"]),
 ])
 def test_corpus_zeek_folder(
-    make_daemon: Any, tmp_path: Path, name: str, min_profiles: int, known_bad: list[str]
+    corpus: Any, name: str, min_profiles: int, known_bad: list[str]
 ) -> None:
     folder = dataset(name)
-    daemon: Daemon = make_daemon()
-    run = daemon.analyze(folder, tmp_path / "out")
-    summary = run["summary"]
-    assert run["state"] == "finished" and not run["problem"]
+    result = corpus(name)
+    summary = result.summary
     assert summary["profiles"] >= min_profiles
     errors = summary["input_errors"]
     assert len(errors) == len(known_bad) == summary["bad_lines"]
@@ -41,4 +39,4 @@ def test_corpus_zeek_folder(
     assert sum(f["lines"] for f in files) == lines_in(folder, [f["name"] for f in files])
     assert summary["lines"] == sum(f["lines"] for f in files)
     assert summary["events"] == sum(f["parsed"] for f in files)
-    assert "Traceback" not in daemon.log_text()
+    assert "Traceback" not in result.log

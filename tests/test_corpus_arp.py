@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from slipsd.store import Store
-
-from conftest import dataset, module_dirs_conf
-
 pytestmark = pytest.mark.corpus
 
 
-def arp_evidence(make_daemon: Any, tmp_path: Path, name: str) -> list[dict[str, Any]]:
-    folder = dataset(name)
-    daemon = make_daemon(module_dirs_conf("arp"))
-    run = daemon.analyze(folder, tmp_path / "out")
-    assert run["state"] == "finished" and not run["problem"]
-    assert "Traceback" not in daemon.log_text()
-    return [e for e in Store(daemon.redis(), run["id"]).all_evidence() if e["module"] == "arp"]
+def arp_evidence(corpus: Any, name: str) -> list[dict[str, Any]]:
+    return corpus(name).of("arp")  # type: ignore[no-any-return]
 
 
 def found(evidence: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
@@ -32,8 +22,8 @@ def found(evidence: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 # the broadcast MAC. The sender's hardware address is the same in both, so no
 # binding changes (no ARP_MITM, no DEVICE_CHANGING_IP).
 @pytest.mark.parametrize("name", ["test9-mixed-zeek-dir", "test16-malicious-zeek-dir"])
-def test_unsolicited_and_outside_localnet(make_daemon: Any, tmp_path: Path, name: str) -> None:
-    evidence = arp_evidence(make_daemon, tmp_path, name)
+def test_unsolicited_and_outside_localnet(corpus: Any, name: str) -> None:
+    evidence = arp_evidence(corpus, name)
     assert found(evidence) == {
         ("ARP_OUTSIDE_LOCALNET", "192.168.1.15", "69.220.152.0"),
         ("UNSOLICITED_ARP", "192.168.1.15", ""),
@@ -41,7 +31,7 @@ def test_unsolicited_and_outside_localnet(make_daemon: Any, tmp_path: Path, name
     assert len(evidence) == 2  # no storm: one evidence per finding
 
 
-def test_dhcp_scan_is_not_a_device_changing_ip(make_daemon: Any, tmp_path: Path) -> None:
+def test_dhcp_scan_is_not_a_device_changing_ip(corpus: Any) -> None:
     # One client (one MAC, one client address) requesting many addresses: the
     # requested addresses are never taken as the device's own.
-    assert arp_evidence(make_daemon, tmp_path, "test13-malicious-dhcpscan-zeek-dir") == []
+    assert arp_evidence(corpus, "test13-malicious-dhcpscan-zeek-dir") == []

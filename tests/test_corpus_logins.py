@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from slipsd.store import Store
-
-from conftest import dataset, module_dirs_conf
-
 pytestmark = pytest.mark.corpus
 
 
-def analyze(make_daemon: Any, tmp_path: Path, name: str) -> list[dict[str, Any]]:
-    folder = dataset(name)
-    daemon = make_daemon(module_dirs_conf("logins"))
-    run = daemon.analyze(folder, tmp_path / "out")
-    assert run["state"] == "finished" and not run["problem"]
-    assert "Traceback" not in daemon.log_text()
-    return [e for e in Store(daemon.redis(), run["id"]).all_evidence()
-            if e["module"] == "logins"]
+def analyze(corpus: Any, name: str) -> list[dict[str, Any]]:
+    return corpus(name).of("logins")  # type: ignore[no-any-return]
 
 
-def test_smtp_bad_logins_and_bruteforce(make_daemon: Any, tmp_path: Path) -> None:
+def test_smtp_bad_logins_and_bruteforce(corpus: Any) -> None:
     # smtp.log: four transactions of one session from 10.1.11.101 to 80.75.42.226:25 within
     # 8.6 s, each answered "554 5.7.1 bad smtp-auth user".
-    evidence = analyze(make_daemon, tmp_path, "test14-malicious-zeek-dir")
+    evidence = analyze(corpus, "test14-malicious-zeek-dir")
     found = sorted((e["type"], e["attacker"], e["victim"]) for e in evidence)
     assert found == [
         ("SMTP_BAD_LOGIN", "10.1.11.101", "80.75.42.226"),
@@ -37,9 +26,9 @@ def test_smtp_bad_logins_and_bruteforce(make_daemon: Any, tmp_path: Path) -> Non
     assert brute["threat_level"] == "high" and brute["uids"] == ["CAyhWs12ySSqPUEjJ3"]
 
 
-def test_ssh_client_version_change(make_daemon: Any, tmp_path: Path) -> None:
+def test_ssh_client_version_change(corpus: Any) -> None:
     # software.log: 192.168.1.247 as SSH::CLIENT with OpenSSH_8.1, then OpenSSH_9.1.
-    evidence = analyze(make_daemon, tmp_path, "test15-malicious-zeek-dir")
+    evidence = analyze(corpus, "test15-malicious-zeek-dir")
     assert [(e["type"], e["attacker"]) for e in evidence] == [
         ("MULTIPLE_SSH_CLIENT_VERSIONS", "192.168.1.247")
     ]

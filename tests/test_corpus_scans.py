@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from slipsd.store import Store
-
-from conftest import dataset, module_dirs_conf
-
 pytestmark = pytest.mark.corpus
 
 
-def scan_evidence(make_daemon: Any, tmp_path: Path, name: str) -> tuple[dict[str, Any],
-                                                                        list[dict[str, Any]]]:
-    daemon = make_daemon(module_dirs_conf("scans"))
-    run = daemon.analyze(dataset(name), tmp_path / "out")
-    assert run["state"] == "finished" and not run["problem"]
-    assert "Traceback" not in daemon.log_text()
-    return run, Store(daemon.redis(), run["id"]).all_evidence()
+def scan_evidence(corpus: Any, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    result = corpus(name)
+    return result.run, result.of("scans")
 
 
-def test_dhcp_scan_test13(make_daemon: Any, tmp_path: Path) -> None:
+def test_dhcp_scan_test13(corpus: Any) -> None:
     # One client (192.168.1.30, 24:4b:fe:1c:48:a4) requests ten different addresses.
-    _, found = scan_evidence(make_daemon, tmp_path, "test13-malicious-dhcpscan-zeek-dir")
+    _, found = scan_evidence(corpus, "test13-malicious-dhcpscan-zeek-dir")
     dhcp = [e for e in found if e["type"] == "DHCP_SCAN"]
     assert len(dhcp) == 1
     assert dhcp[0]["attacker"] == "192.168.1.30" and dhcp[0]["victim"] == "192.168.1.1"
@@ -33,11 +24,11 @@ def test_dhcp_scan_test13(make_daemon: Any, tmp_path: Path) -> None:
     assert len(found) <= 3
 
 
-def test_zeek_notices_test10(make_daemon: Any, tmp_path: Path) -> None:
+def test_zeek_notices_test10(corpus: Any) -> None:
     # notice.log: twelve Scan::Address_Scan notices about 147.32.83.156 (ports 23,
     # 2323, 8080) make one evidence; its SSH::Password_Guessing line is the damaged
     # line 21, reported as a bad line, so it makes none.
-    run, found = scan_evidence(make_daemon, tmp_path, "test10-mixed-zeek-dir")
+    run, found = scan_evidence(corpus, "test10-mixed-zeek-dir")
     assert run["summary"]["bad_lines"] == 1
     notices = [e for e in found if e["type"] == "ZEEK_NOTICE_SCAN"]
     assert [(e["attacker"], e["victim"]) for e in notices] == [("147.32.83.156", "")]
@@ -52,10 +43,10 @@ def test_zeek_notices_test10(make_daemon: Any, tmp_path: Path) -> None:
     assert len(found) == 3
 
 
-def test_no_storm_test9(make_daemon: Any, tmp_path: Path) -> None:
+def test_no_storm_test9(corpus: Any) -> None:
     # Benign capture plus notice.log lines of ICMP address, timestamp and address-mask
     # scans by 192.168.1.15 (18 notices): one evidence per kind of notice.
-    _, found = scan_evidence(make_daemon, tmp_path, "test9-mixed-zeek-dir")
+    _, found = scan_evidence(corpus, "test9-mixed-zeek-dir")
     notices = sorted(e["description"].split()[2] for e in found
                      if e["type"] == "ZEEK_NOTICE_SCAN")
     assert notices == ["ICMP::AddressMaskScan", "ICMP::ICMPAddressScan", "ICMP::TimestampScan"]

@@ -18,17 +18,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from slipsd.events import Flow, TwClosed
+from slipsd.modtools import CappedSet, Deadlines, WindowState, powers
 from slipsd.module import Module, Option
 from slipsd.netinfo import LocalNetworks, is_public, parse_ip
 
 from .helpers import (
     ESTABLISHED,
-    CappedSet,
     Held,
     RecordIndex,
-    Waiting,
-    Windows,
-    powers,
+    Window,
     service_has,
 )
 
@@ -70,8 +68,8 @@ class Correlation(Module):
         self.dns_servers = CappedSet(10_000)
         self.dns_clients = CappedSet(100_000)
         self.records = {"http": RecordIndex(self.match), "ssl": RecordIndex(self.match)}
-        self.waiting = {kind: Waiting(50_000) for kind in self.clocks}
-        self.windows = Windows()
+        self.waiting = {kind: Deadlines(50_000) for kind in self.clocks}
+        self.windows: WindowState[Window] = WindowState(Window)
 
     # ---- input ----
 
@@ -107,7 +105,7 @@ class Correlation(Module):
             self._release()
             # Held flows may still need their window's state; keep a margin past the end.
             margin = self.match + self.dns_wait + self.windows.width
-            self.windows.forget_before(end - margin)
+            self.windows.forget_ending_before(end - margin)
             for index in self.records.values():
                 index.forget_before(end - margin - self.windows.width)
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import heapq
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+
+from slipsd.modtools import CappedSet
 
 # Zeek states of a connection whose handshake completed (data could flow both ways).
 ESTABLISHED = frozenset({"SF", "S1", "S2", "S3", "RSTO", "RSTR"})
@@ -14,37 +12,6 @@ ESTABLISHED = frozenset({"SF", "S1", "S2", "S3", "RSTO", "RSTR"})
 
 def service_has(service: str, words: tuple[str, ...]) -> bool:
     return any(word in token for token in service.lower().split(",") for word in words)
-
-
-def powers(first: int, before: int, now: int) -> Iterator[int]:
-    """The thresholds first, 10*first, 100*first, ... that a count passed going before -> now."""
-    level = first
-    while level <= now:
-        if level > before:
-            yield level
-        level *= 10
-
-
-class CappedSet:
-    """Insertion-ordered set that forgets its oldest members past ``cap``."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self._items: OrderedDict[str, None] = OrderedDict()
-
-    def add(self, item: str) -> None:
-        if item in self._items:
-            self._items.move_to_end(item)
-            return
-        self._items[item] = None
-        if len(self._items) > self.cap:
-            self._items.popitem(last=False)
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 class RecordIndex:
@@ -103,29 +70,6 @@ class Held:
     hi: float = 0.0
 
 
-class Waiting:
-    """Held flows ordered by the traffic time after which they can be judged."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self._heap: list[tuple[float, int, Held]] = []
-        self._seq = 0
-
-    def __len__(self) -> int:
-        return len(self._heap)
-
-    def push(self, deadline: float, item: Held, judge: Callable[[Held], None]) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (deadline, self._seq, item))
-        # Bounded memory: past the cap the longest-waiting flow is judged early.
-        while len(self._heap) > self.cap:
-            judge(heapq.heappop(self._heap)[2])
-
-    def release(self, now: float, judge: Callable[[Held], None]) -> None:
-        while self._heap and self._heap[0][0] <= now:
-            judge(heapq.heappop(self._heap)[2])
-
-
 @dataclass
 class Window:
     """What was already found in one time window (all profiles)."""
@@ -134,29 +78,3 @@ class Window:
     app_reported: set[tuple[str, str, int]] = field(default_factory=set)
     app_waiting: dict[tuple[str, str, int], int] = field(default_factory=dict)
     dns_waiting: set[tuple[str, str]] = field(default_factory=set)
-
-
-class Windows:
-    """Per-window state, dropped once traffic time is well past the window's end."""
-
-    def __init__(self) -> None:
-        self.state: dict[int, Window] = {}
-        self.origin: float | None = None  # start of window 0
-        self.width = 3600.0
-
-    def get(self, tw: int) -> Window:
-        win = self.state.get(tw)
-        if win is None:
-            win = self.state[tw] = Window()
-        return win
-
-    def learn(self, event: Any) -> None:
-        self.width = float(event["end"]) - float(event["start"])
-        self.origin = float(event["start"]) - int(event["tw"]) * self.width
-
-    def forget_before(self, ts: float) -> None:
-        if self.origin is None:
-            return
-        origin, width = self.origin, self.width
-        for tw in [t for t in self.state if origin + (t + 1) * width < ts]:
-            del self.state[tw]

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import bisect
-import heapq
 import re
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,35 +50,9 @@ def software_version(event: Mapping[str, Any]) -> str:
     return text.strip()
 
 
-def powers(first: int, before: int, now: int) -> Iterator[int]:
-    """The thresholds first, 10*first, 100*first, ... that a count passed going before -> now."""
-    level = max(1, first)
-    while level <= now:
-        if level > before:
-            yield level
-        level *= 10
-
-
 def keep_uid(uids: list[str], uid: str) -> None:
     if uid and uid not in uids and len(uids) < UIDS_KEPT:
         uids.append(uid)
-
-
-class CappedSet:
-    """Insertion-ordered set that forgets its oldest members past ``cap``."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self._items: OrderedDict[str, None] = OrderedDict()
-
-    def add(self, item: str) -> None:
-        if item not in self._items:
-            self._items[item] = None
-            if len(self._items) > self.cap:
-                self._items.popitem(last=False)
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._items
 
 
 @dataclass(slots=True)
@@ -95,25 +67,6 @@ class SshFlow:
     profile: str
     sbytes: int
     dbytes: int
-
-
-class Waiting:
-    """Held flows ordered by the traffic time after which they can be judged."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self._heap: list[tuple[float, int, SshFlow]] = []
-        self._seq = 0
-
-    def push(self, deadline: float, item: SshFlow, judge: Callable[[SshFlow], None]) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (deadline, self._seq, item))
-        while len(self._heap) > self.cap:  # bounded memory: judge the oldest early
-            judge(heapq.heappop(self._heap)[2])
-
-    def release(self, now: float, judge: Callable[[SshFlow], None]) -> None:
-        while self._heap and self._heap[0][0] <= now:
-            judge(heapq.heappop(self._heap)[2])
 
 
 @dataclass
@@ -145,25 +98,3 @@ class Window:
     guesses: dict[tuple[str, str, str], Counter] = field(default_factory=dict)
     smtp_failures: dict[tuple[str, str], Counter] = field(default_factory=dict)
     bursts: dict[tuple[str, str], Burst] = field(default_factory=dict)
-
-
-class Windows:
-    """Per-window state, dropped once traffic time is well past the window's end."""
-
-    def __init__(self) -> None:
-        self.state: dict[int, Window] = {}
-        self.origin: float | None = None
-        self.width = 3600.0
-
-    def get(self, tw: int) -> Window:
-        win = self.state.get(tw)
-        if win is None:
-            win = self.state[tw] = Window()
-        return win
-
-    def closed(self, event: Mapping[str, Any], margin: float) -> None:
-        self.width = float(event["end"]) - float(event["start"])
-        self.origin = float(event["start"]) - int(event["tw"]) * self.width
-        limit = float(event["end"]) - margin - self.width
-        for tw in [t for t in self.state if self.origin + (t + 1) * self.width < limit]:
-            del self.state[tw]

@@ -13,18 +13,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from slipsd.events import Flow, TwClosed
+from slipsd.modtools import CappedSet, Deadlines, WindowState, powers
 from slipsd.module import Module, Option
 
 from .helpers import (
     ESTABLISHED,
     Burst,
-    CappedSet,
     Counter,
     SshFlow,
-    Waiting,
-    Windows,
+    Window,
     keep_uid,
-    powers,
     smtp_auth_failed,
     software_version,
 )
@@ -61,8 +59,8 @@ class Logins(Module):
         self.ssh_clock = -math.inf
         self.settled = -math.inf
         self.ssh_decided = CappedSet(100_000)  # uids ssh.log gave a verdict for
-        self.waiting = Waiting(50_000)
-        self.windows = Windows()
+        self.waiting = Deadlines(50_000)
+        self.windows: WindowState[Window] = WindowState(Window)
         self.versions: dict[str, list[str]] = {}
 
     # ---- SSH ----
@@ -217,7 +215,9 @@ class Logins(Module):
         if end > self.settled:
             self.settled = end
             self.waiting.release(max(self.ssh_clock, self.settled), self._judge_flow)
-            self.windows.closed(event, SSH_WAIT)
+            self.windows.learn(event)
+            self.windows.forget_ending_before(
+                float(event["end"]) - SSH_WAIT - self.windows.width)
 
     def shutdown(self) -> None:
         self.settled = math.inf

@@ -1,0 +1,105 @@
+"""Small building blocks detection modules share (no Redis, no processes)."""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Deadlines(Generic[T]):
+    """Items held until traffic time passes their deadline, oldest deadline first.
+
+    Cross-log correlation needs this: a conn record may reach a module before
+    the dns or http record that explains it, so the verdict waits a little.
+    Memory is bounded: past ``cap`` items the one waiting longest is judged early.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._heap: list[tuple[float, int, T]] = []
+        self._seq = 0  # ties keep arrival order, so results are deterministic
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, deadline: float, item: T, judge: Callable[[T], None]) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (deadline, self._seq, item))
+        while len(self._heap) > self.cap:
+            judge(heapq.heappop(self._heap)[2])
+
+    def release(self, now: float, judge: Callable[[T], None]) -> None:
+        """Judge every item whose deadline is at or before ``now``."""
+        while self._heap and self._heap[0][0] <= now:
+            judge(heapq.heappop(self._heap)[2])
+
+
+class WindowState(Generic[T]):
+    """Per-time-window state of a module, created on first use and dropped when old.
+
+    The window geometry (origin and width) is learnt from tw_closed events, so
+    a module needs no configuration to know when a window's state is stale.
+    """
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self.state: dict[int, T] = {}
+        self.origin: float | None = None  # start of window 0
+        self.width = 3600.0
+
+    def get(self, tw: int) -> T:
+        item = self.state.get(tw)
+        if item is None:
+            item = self.state[tw] = self._factory()
+        return item
+
+    def learn(self, event: Mapping[str, Any]) -> None:
+        """Take the window geometry from a tw_closed event."""
+        self.width = float(event["end"]) - float(event["start"])
+        self.origin = float(event["start"]) - int(event["tw"]) * self.width
+
+    def forget_ending_before(self, ts: float) -> None:
+        if self.origin is None:
+            return
+        origin, width = self.origin, self.width
+        for tw in [t for t in self.state if origin + (t + 1) * width < ts]:
+            del self.state[tw]
+
+
+def powers(first: int, before: int, now: int) -> Iterator[int]:
+    """The levels first, 10*first, 100*first, ... that a count passed going from before to now.
+
+    Reporting only at these levels is how modules keep a growing behaviour (a
+    scan, a brute force) to a handful of evidence instead of one per flow.
+    """
+    level = max(1, first)
+    while level <= now:
+        if level > before:
+            yield level
+        level *= 10
+
+
+class CappedSet:
+    """An insertion-ordered set that forgets its least recently added members past ``cap``."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._items: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, item: str) -> None:
+        if item in self._items:
+            self._items.move_to_end(item)
+            return
+        self._items[item] = None
+        if len(self._items) > self.cap:
+            self._items.popitem(last=False)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
