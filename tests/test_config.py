@@ -130,3 +130,16 @@ def test_daemon_refuses_a_bad_config_without_traceback(tmp_path: Path) -> None:
     assert result.returncode == 78
     assert "[profiles] analysis_direction: must be one of out, all" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_shipped_conf_lists_every_module_option_with_its_default() -> None:
+    from slipsd.module_loader import ModuleRef, load_class
+
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(REPO / "etc" / "slips.conf")
+    config = load(REPO / "etc" / "slips.conf")
+    for name in config.get_list("modules", "enabled"):
+        cls = load_class(ModuleRef(name, path=str(REPO / "modules" / name)))
+        assert set(parser[name]) == set(cls.options), name
+        parsed = cls.parse_options(dict(parser[name]))
+        assert parsed == {k: o.default for k, o in cls.options.items()}, name
