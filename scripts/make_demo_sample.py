@@ -8,7 +8,9 @@ preceded by a DNS lookup at the router 192.168.56.1. Two things stand out:
 
 * 192.168.56.101 keeps seven TLS connections of 25 to 80 minutes open to seven
   different servers: enough long connections for an alert;
-* 192.168.56.102 has a single long connection: evidence, but no alert.
+* 192.168.56.102 has a single long connection: evidence, but no alert;
+* 192.168.56.103 sweeps 150 addresses of another private network, 10.0.5.0/24,
+  for telnet (23/tcp) in two minutes: a horizontal port scan, and an alert.
 
 The output is the same, byte for byte, on every run: fixed seed, fixed times.
 """
@@ -134,6 +136,21 @@ class Demo:
             )  # fmt: skip
 
 
+    def sweep(self, start: float, host: str, targets: list[str], port: int) -> None:
+        """SYNs to each target: most unanswered (S0), a few refused (REJ)."""
+        for i, target in enumerate(targets):
+            ids = self._ids(start + i * 0.8, host, target, port)
+            refused = self.rng.random() < 0.1
+            self.conn.append(
+                zeekgen.conn_record(
+                    *ids.values(), conn_state="REJ" if refused else "S0",
+                    history="Sr" if refused else "S", duration=0.0 if refused else None,
+                    orig_bytes=0 if refused else None, resp_bytes=0 if refused else None,
+                    orig_pkts=1, resp_pkts=1 if refused else 0, local_orig=True,
+                    local_resp=False,
+                )
+            )  # fmt: skip
+
 def build(seed: int = 56) -> Demo:
     demo = Demo(seed)
     for host in HOSTS:
@@ -146,6 +163,7 @@ def build(seed: int = 56) -> Demo:
     for host, server, name, offset, duration in long_ones:
         demo.lookup(START + offset - 0.1, host, name, server)
         demo.visit(START + offset, host, server, name, 443, duration)
+    demo.sweep(START + 3000.0, HOSTS[2], [f"10.0.5.{i}" for i in range(1, 151)], 23)
     return demo
 
 

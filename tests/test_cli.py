@@ -66,8 +66,8 @@ def test_analyze_without_daemon_starts_a_private_one(tmp_path: Path) -> None:
                                  "--socket", str(tmp_path / "absent.sock")])
     assert result.exit_code == 0, result.output
     assert "starting a private one for this job" in result.output
-    assert "LONG_CONNECTION" in result.output and "alerts 1" in result.output
-    assert (tmp_path / "out" / "alerts.log").read_text().count(" ALERT ") == 1
+    assert "LONG_CONNECTION" in result.output and "alerts 2" in result.output
+    assert (tmp_path / "out" / "alerts.log").read_text().count(" ALERT ") == 2
     assert private_daemons() == []
 
 

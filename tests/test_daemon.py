@@ -49,7 +49,9 @@ def test_analyze_demo_sample_produces_alerts(make_daemon: Any, tmp_path: Path) -
     assert summary["evidence_by_type"].get("LONG_CONNECTION", 0) >= 6
     assert summary["alerts"] >= 1
     lines, messages = outputs(tmp_path / "out")
-    assert any(" ALERT 192.168.56.101 " in line for line in lines)
+    assert any(" ALERT 192.168.56.101 " in line for line in lines)  # long connections
+    assert any(" ALERT 192.168.56.103 " in line for line in lines)  # a telnet sweep
+    assert summary["evidence_by_type"]["HORIZONTAL_PORT_SCAN"] == 2  # at 10 and 100 hosts
     assert len(messages) == summary["evidence"] + summary["alerts"]
     for message in messages:
         assert message["Version"] == "2.0.3"

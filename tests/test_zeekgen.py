@@ -163,7 +163,7 @@ def test_demo_sample_is_reproducible(tmp_path: Path) -> None:
 
 
 def test_demo_sample_content() -> None:
-    assert sum(p.stat().st_size for p in DEMO.iterdir()) < 200_000
+    assert sum(p.stat().st_size for p in DEMO.iterdir()) < 250_000
     events = _demo_events()
     flows = [e for e in events if "state" in e]
     assert 200 <= len(flows) <= 600
@@ -175,5 +175,7 @@ def test_demo_sample_content() -> None:
     assert len(by_host["192.168.56.101"]) >= 6
     assert len(by_host["192.168.56.102"]) == 1
     assert set(by_host) == {"192.168.56.101", "192.168.56.102"}
+    sweep = {e["daddr"] for e in flows if e["saddr"] == "192.168.56.103" and e["dport"] == 23}
+    assert len(sweep) == 150 and all(str(d).startswith("10.0.5.") for d in sweep)
     times = [float(e["ts"]) for e in events]  # type: ignore[arg-type]
     assert 1.5 * 3600 < max(times) - min(times) <= 2 * 3600
