@@ -29,6 +29,7 @@ def parse_ip(text: str) -> Address | None:
         return None
 
 
+@functools.lru_cache(maxsize=65536)
 def is_private(text: str) -> bool:
     """RFC 1918, ULA and link-local space: addresses that never route on the internet."""
     ip = parse_ip(text)
@@ -37,6 +38,7 @@ def is_private(text: str) -> bool:
     return ip.is_private and text != "255.255.255.255" and not _is_documentation(ip)
 
 
+@functools.lru_cache(maxsize=65536)
 def is_public(text: str) -> bool:
     """A unicast internet address: the complement of is_private among real hosts.
 
@@ -49,6 +51,7 @@ def is_public(text: str) -> bool:
     return text != "255.255.255.255" and (ip.is_global or _is_documentation(ip))
 
 
+@functools.lru_cache(maxsize=65536)
 def is_group(text: str) -> bool:
     """Multicast and the limited broadcast address: traffic to many hosts by nature."""
     ip = parse_ip(text)
@@ -87,25 +90,29 @@ class LocalNetworks:
     def guessing(self) -> bool:
         return not self.configured
 
-    @staticmethod
-    def _segment(ip: Address) -> Network:
-        prefix = 24 if ip.version == 4 else 64
-        return ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
-
     def learn(self, source_ip: str) -> None:
         if not self.guessing or len(self.learnt) >= self.MAX_LEARNT or not is_private(source_ip):
             return
-        ip = parse_ip(source_ip)
-        assert ip is not None
-        self.learnt.add(self._segment(ip))
+        segment = _segment(source_ip)
+        if segment is not None:
+            self.learnt.add(segment)
 
     def contains(self, text: str) -> bool:
-        ip = parse_ip(text)
-        if ip is None:
-            return False
         if self.configured:
-            return any(ip in net for net in self.configured if net.version == ip.version)
-        return self._segment(ip) in self.learnt
+            ip = parse_ip(text)
+            return ip is not None and any(
+                ip in net for net in self.configured if net.version == ip.version)
+        return _segment(text) in self.learnt
+
+
+@functools.lru_cache(maxsize=65536)
+def _segment(text: str) -> Network | None:
+    """The /24 (IPv4) or /64 (IPv6) around an address: the usual LAN segment."""
+    ip = parse_ip(text)
+    if ip is None:
+        return None
+    prefix = 24 if ip.version == 4 else 64
+    return ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
 
 
 @functools.lru_cache(maxsize=4)
