@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 
 from slipsd.events import TRAFFIC_CHANNELS
-from slipsd.inputs import InputError, LineError, ZeekInput
+from slipsd.inputs import InputError, LineError, open_fd, open_path
 from slipsd.profiler import Profiler
 from slipsd.store import Producer, Store, connect
 
@@ -37,9 +37,9 @@ def run_ingest(spec: IngestSpec) -> int:
     store = Store(connect(spec.redis_url), spec.run_id)
     try:
         if spec.source_fd >= 0:
-            source = ZeekInput.from_fd(spec.source_fd, spec.source_name)
+            source = open_fd(spec.source_fd, spec.source_name)
         else:
-            source = ZeekInput.from_path(spec.source_path)
+            source = open_path(spec.source_path)
     except InputError as exc:
         log.error("%s", exc)
         store.set_run_meta(input_error=str(exc))

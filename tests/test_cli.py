@@ -81,7 +81,7 @@ def test_analyze_reports_unreadable_and_foreign_input(make_daemon: Any, tmp_path
     foreign.write_text("hello\nworld\n")
     result = runner.invoke(app, ["analyze", str(foreign), "--socket", str(daemon.socket)])
     assert result.exit_code == 1
-    assert "not a Zeek log" in result.output
+    assert "not an input slips can read" in result.output
     assert daemon.call("hello")["pid"] == daemon.proc.pid  # type: ignore[union-attr]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import heapq
+import json
 import logging
 import os
 import stat
@@ -23,7 +24,8 @@ from typing import IO
 from slipsd.events import LOG_CHANNELS
 from slipsd.inputs._common import FileStats, InputError, LineError
 from slipsd.inputs._zeek_norm import SCHEMAS
-from slipsd.inputs._zeek_read import OnError, Record, Sniffed, open_text, reader_for, sniff
+from slipsd.inputs._zeek_read import OnError, Record, Sniffed, open_text, reader_for
+from slipsd.inputs._zeek_read import sniff as sniff_text
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ def _path_opener(path: str) -> Opener:
 
 def _sniff(open_raw: Opener) -> Sniffed:
     with open_text(open_raw()) as text:
-        return sniff(text)
+        return sniff_text(text)
 
 
 def _close_fds(fds: list[int]) -> None:
@@ -266,3 +268,33 @@ def _read_source(src: _Source, on_error: OnError) -> Iterator[Record]:
             stats.lines += 1
             stats.bad += 1
             on_error(LineError(stats.name, stats.lines, f"cannot read further: {exc}"))
+
+
+# The input-format interface of slipsd.inputs.detect.
+NAME = "zeek"
+_ZEEK_KEYS = ("uid", "id.orig_h", "_path", "uids", "fuid")
+
+
+def sniff(head: bytes, name: str) -> bool:
+    """Zeek TSV ('#separator' header), Zeek JSON (a first object with ts and a Zeek key), gzip."""
+    if head.startswith(b"\x1f\x8b"):
+        return True
+    text = head.decode("utf-8", errors="replace").lstrip()
+    if text.startswith("#separator"):
+        return True
+    first = text.split("\n", 1)[0].strip()
+    if not first.startswith("{"):
+        return False
+    try:
+        obj = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and "ts" in obj and any(k in obj for k in _ZEEK_KEYS)
+
+
+def from_fd(fd: int, name: str) -> ZeekInput:
+    return ZeekInput.from_fd(fd, name)
+
+
+def from_path(path: str) -> ZeekInput:
+    return ZeekInput.from_path(path)
