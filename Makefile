@@ -3,7 +3,7 @@
 PYTHON  ?= /usr/bin/python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-APT_PKGS := redis-server python3-venv
+APT_PKGS := redis-server python3-venv nfdump
 SAMPLE  := samples/demo-zeek
 
 .PHONY: demo test lint check deps venv clean sample
