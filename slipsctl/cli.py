@@ -83,7 +83,8 @@ def status(socket: Optional[str] = SOCKET_OPTION, as_json: bool = JSON_OPTION) -
 
 @app.command(help=COMMANDS["analyze"].help)
 def analyze(
-    path: Path = typer.Argument(..., help="Zeek log folder or log file"),
+    path: Path = typer.Argument(..., help="a capture, a log file, a Zeek log folder, or - for "
+                                "Zeek JSON lines on standard input"),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="output folder of the run"),
     config: Optional[Path] = typer.Option(None, "--config", "-c",
@@ -91,11 +92,15 @@ def analyze(
     socket: Optional[str] = SOCKET_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        _fail(f"cannot open {path}: {exc.strerror}")
+    if str(path) == "-":
+        fd, shown = os.dup(sys.stdin.fileno()), "stdin"
+    else:
+        flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+        try:
+            fd = os.open(path, flags)
+        except OSError as exc:
+            _fail(f"cannot open {path}: {exc.strerror}")
+        shown = str(path.resolve())
     private: PrivateDaemon | None = None
     # SIGTERM and SIGHUP unwind like Ctrl-C, so a private daemon is always stopped.
     for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -112,7 +117,7 @@ def analyze(
             os.close(fd)
             _fail(str(exc))
         socket_path = str(private.socket_path)
-    args: dict[str, Any] = {"name": str(path.resolve())}
+    args: dict[str, Any] = {"name": shown}
     if output is not None:
         args["output"] = str(output.resolve())
     try:
@@ -165,6 +170,8 @@ def progress_line(message: dict[str, Any], width: int = 30) -> str:
     slowest = min(message.get("modules", {}).values(), default=events)
     if message.get("stage") == "reading":
         done, total, label = events, int(message.get("total_lines", 0)), "reading  "
+        if not total:  # a pipe: its length is unknown until it ends
+            return f"{label} {events:,} events, {slowest:,} through every module "
     else:
         done, total, label = slowest, events, "detecting"
     fraction = min(1.0, done / total) if total else 0.0

@@ -100,3 +100,21 @@ def test_progress_line_tracks_reading_then_detecting() -> None:
     detecting = progress_line({"stage": "detecting", "events": 100, "total_lines": 100,
                                "modules": {"a": 25, "b": 80}})
     assert "25%" in detecting and "detecting" in detecting
+
+
+def test_analyze_zeek_json_from_standard_input(make_daemon: Any) -> None:
+    import subprocess
+    import sys
+
+    daemon: Daemon = make_daemon()
+    data = (REPO / "samples" / "demo-zeek" / "conn.log").read_bytes()
+    data += (REPO / "samples" / "demo-zeek" / "dns.log").read_bytes()
+    proc = subprocess.run(
+        [sys.executable, "-m", "slipsctl", "analyze", "-", "--json",
+         "--socket", str(daemon.socket)],
+        input=data, capture_output=True, timeout=120)  # a pipe, as `zeek ... |` gives
+    assert proc.returncode == 0, proc.stderr.decode()
+    run = json.loads(proc.stdout)
+    assert run["source"] == "stdin"
+    assert run["summary"]["flows"] == 366 and run["summary"]["bad_lines"] == 0
+    assert run["summary"]["evidence_by_type"]["LONG_CONNECTION"] == 8

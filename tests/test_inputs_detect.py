@@ -44,11 +44,37 @@ def test_unknown_content_names_what_slips_reads(tmp_path: Path) -> None:
         assert name in message
 
 
-def test_pipes_and_devices_are_refused_clearly() -> None:
-    read_end, write_end = os.pipe()
+def test_devices_are_refused_clearly() -> None:
+    fd = os.open("/dev/null", os.O_RDONLY)
     try:
-        with pytest.raises(InputError, match="neither a folder nor a regular file"):
-            open_fd(read_end, "stdin")
+        with pytest.raises(InputError, match="neither a folder, a regular file nor a pipe"):
+            open_fd(fd, "/dev/null")
+    finally:
+        os.close(fd)
+
+
+def test_a_pipe_of_mixed_zeek_json_lines(tmp_path: Path) -> None:
+    conn = {"ts": 10.0, "uid": "C1", "id.orig_h": "10.0.0.1", "id.orig_p": 5,
+            "id.resp_h": "10.0.0.2", "id.resp_p": 80, "proto": "tcp", "conn_state": "SF",
+            "duration": 1.5, "orig_bytes": 10, "resp_bytes": 20}
+    dns = {"_path": "dns", "ts": 11.0, "uid": "D1", "id.orig_h": "10.0.0.1", "id.orig_p": 6,
+           "id.resp_h": "10.0.0.53", "id.resp_p": 53, "query": "example.org",
+           "answers": ["192.0.2.1"]}
+    lines = [json.dumps(conn), "", "{broken", json.dumps({"foo": 1}), json.dumps(dns)]
+    read_end, write_end = os.pipe()
+    os.write(write_end, ("\n".join(lines) + "\n").encode())
+    os.close(write_end)
+    errors: list[str] = []
+    try:
+        source = open_fd(read_end, "stdin")
+        records = list(source.records(lambda e: errors.append(str(e))))
+        source.close()
     finally:
         os.close(read_end)
-        os.close(write_end)
+    assert [(ts, ch) for ts, ch, _ in records] == [(10.0, "new_flow"), (11.0, "new_dns")]
+    assert records[0][2]["state"] == "SF" and records[0][2]["sbytes"] == 10
+    assert records[1][2]["answers"] == ["192.0.2.1"]
+    assert errors == ["stdin:3: invalid JSON: Expecting property name enclosed in double quotes",
+                      "stdin:4: not a Zeek log record slips reads (no _path, unknown fields)"]
+    stats = source.files[0]
+    assert (stats.lines, stats.parsed, stats.bad, stats.meta) == (5, 2, 2, 1)

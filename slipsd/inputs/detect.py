@@ -10,8 +10,9 @@ Each input format lives in its own module of this package and offers:
 
 The formats are tried in ``FORMATS`` order, most specific first; a format
 whose module is absent is skipped, so formats can be added one at a time.
-A folder is always a Zeek log folder; anything nothing recognises is an
-``InputError`` naming the formats slips reads.
+A folder is always a Zeek log folder and a pipe is a stream of Zeek JSON
+lines (``stream.py``); anything nothing recognises is an ``InputError`` naming
+the formats slips reads.
 """
 
 from __future__ import annotations
@@ -88,8 +89,12 @@ def open_fd(fd: int, name: str) -> Input:
         raise InputError(f"{name}: unusable file descriptor {fd}: {exc.strerror}") from exc
     if stat.S_ISDIR(mode):
         return _zeek().from_fd(fd, name)  # type: ignore[no-any-return]
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        from slipsd.inputs.stream import StreamInput
+
+        return StreamInput(fd, name)
     if not stat.S_ISREG(mode):
-        raise InputError(f"{name}: neither a folder nor a regular file")
+        raise InputError(f"{name}: neither a folder, a regular file nor a pipe")
     head = os.pread(fd, HEAD_BYTES, 0)
     return _choose(head, name).from_fd(fd, name)  # type: ignore[no-any-return]
 
