@@ -179,3 +179,14 @@ def test_demo_sample_content() -> None:
     assert len(sweep) == 150 and all(str(d).startswith("10.0.5.") for d in sweep)
     times = [float(e["ts"]) for e in events]  # type: ignore[arg-type]
     assert 1.5 * 3600 < max(times) - min(times) <= 2 * 3600
+
+
+def test_demo_pcap_is_reproducible(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_demo_pcap.py"
+    subprocess.run([sys.executable, str(script), str(tmp_path / "demo.pcap")], check=True,
+                   capture_output=True, timeout=60)
+    committed = Path(__file__).resolve().parents[1] / "samples" / "demo.pcap"
+    assert (tmp_path / "demo.pcap").read_bytes() == committed.read_bytes()
