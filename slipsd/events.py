@@ -11,6 +11,7 @@ from typing import Any, Final, NotRequired, TypedDict
 
 MESSAGE_VERSION: Final = 1
 
+NEW_INPUT: Final = "new_input"  # first message of a run: what the input can provide
 NEW_IP: Final = "new_ip"
 NEW_FLOW: Final = "new_flow"
 TW_CLOSED: Final = "tw_closed"
@@ -35,7 +36,7 @@ LOG_CHANNELS: Final[dict[str, str]] = {
 }
 
 # Channels the profiler produces; modules subscribe to any of these.
-TRAFFIC_CHANNELS: Final = (NEW_IP, *LOG_CHANNELS.values(), TW_CLOSED)
+TRAFFIC_CHANNELS: Final = (NEW_INPUT, NEW_IP, *LOG_CHANNELS.values(), TW_CLOSED)
 
 
 class Event(TypedDict):
@@ -63,6 +64,15 @@ class Flow(Event):
     history: str
     smac: NotRequired[str]
     dmac: NotRequired[str]
+
+
+class NewInput(TypedDict):
+    """Published once, before any traffic: lets a module skip a check whose
+    evidence cannot exist in this input (no http.log records from a flow-only
+    format, say)."""
+
+    source: str
+    log_types: list[str]  # Zeek log types the input can produce (keys of LOG_CHANNELS)
 
 
 class NewIp(TypedDict):

@@ -6,9 +6,10 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
-from slipsd.events import TRAFFIC_CHANNELS
-from slipsd.inputs import InputError, LineError, open_fd, open_path
+from slipsd.events import LOG_CHANNELS, NEW_INPUT, TRAFFIC_CHANNELS
+from slipsd.inputs import Input, InputError, LineError, open_fd, open_path
 from slipsd.profiler import Profiler
 from slipsd.store import Producer, Store, connect
 
@@ -33,6 +34,15 @@ class IngestSpec:
     ready_timeout: float = 30.0
 
 
+def input_info(source: Input) -> dict[str, Any]:
+    """What the input can provide. Zeek watches every protocol, so a missing http.log
+    means no HTTP was seen; a flow-only format (Argus, nfdump) declares a smaller
+    ``log_types`` so that modules do not read the absence of records as evidence."""
+    declared = getattr(source, "log_types", None)
+    log_types = sorted(declared) if declared is not None else sorted(LOG_CHANNELS)
+    return {"source": source.name, "log_types": log_types}
+
+
 def run_ingest(spec: IngestSpec) -> int:
     store = Store(connect(spec.redis_url), spec.run_id)
     try:
@@ -53,6 +63,7 @@ def run_ingest(spec: IngestSpec) -> int:
     if missing:
         log.warning("starting without readers that never became ready: %s", sorted(missing))
     producer = Producer(store.redis, spec.run_id, TRAFFIC_CHANNELS, max_lag=spec.max_lag)
+    producer.emit(NEW_INPUT, input_info(source))
     profiler = Profiler(store, producer, width=spec.width, direction=spec.direction,
                         batch_size=spec.batch_size)
     bad: list[str] = []
@@ -68,8 +79,15 @@ def run_ingest(spec: IngestSpec) -> int:
             store.record_errors(bad)
             bad.clear()
 
-    for ts, channel, event in source.records(on_error):
-        profiler.feed(ts, channel, event)
+    try:
+        for ts, channel, event in source.records(on_error):
+            profiler.feed(ts, channel, event)
+    except (InputError, OSError) as exc:
+        # What was read stands; the run ends now, marked failed with the reason.
+        message = str(exc) if isinstance(exc, InputError) else f"{spec.source_name}: {exc}"
+        log.error("reading stopped: %s", message)
+        store.set_run_meta(input_error=message)
+        bad.append(message)
     store.record_errors(bad)
     files = [dataclasses.asdict(f) for f in source.files]
     store.add_counts({

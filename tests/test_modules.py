@@ -159,3 +159,17 @@ def test_entry_point_modules_are_found(tmp_path: object, monkeypatch: pytest.Mon
     cls = load_class(found["extmod"])
     assert [e.type for e in ModuleTestContext(cls).feed("new_flow", make_flow())] == ["EXT_SEEN"]
     assert "extmod" not in discover([], entry_points=False)
+
+
+@pytest.mark.parametrize(("log_types", "expected"), [
+    (["conn", "dns", "http", "ssl"], ["NON_HTTP_PORT_80"]),
+    (["conn"], []),  # a flow-only input (Argus, nfdump): no http.log can exist
+])
+def test_new_input_tells_modules_what_cannot_exist(log_types: list[str],
+                                                   expected: list[str]) -> None:
+    ctx = ModuleTestContext(builtin("correlation"))
+    ctx.feed("new_input", {"source": "x", "log_types": log_types})
+    ctx.feed("new_flow", make_flow(daddr="203.0.113.80", dport=80, service="", sbytes=300,
+                                   history="ShADadFf", ts=1_700_000_100.0))
+    ctx.finish()
+    assert [e.type for e in ctx.evidence if e.type.startswith("NON_")] == expected

@@ -42,7 +42,7 @@ class Correlation(Module):
     name = "correlation"
     description = ("Flows without the DNS answer or application log that should explain them "
                    "(CONNECTION_WITHOUT_DNS, NON_HTTP_PORT_80, NON_TLS_PORT_443)")
-    channels = ("new_flow", "new_dns", "new_http", "new_ssl")
+    channels = ("new_input", "new_flow", "new_dns", "new_http", "new_ssl")
     evidence_types = ("CONNECTION_WITHOUT_DNS", "NON_HTTP_PORT_80", "NON_TLS_PORT_443")
     options = {
         "grace_seconds": Option(float, 30.0, "seconds after the first event in which "
@@ -70,8 +70,14 @@ class Correlation(Module):
         self.records = {"http": RecordIndex(self.match), "ssl": RecordIndex(self.match)}
         self.waiting = {kind: Deadlines(50_000) for kind in self.clocks}
         self.windows: WindowState[Window] = WindowState(Window)
+        self.available = {"dns", "http", "ssl"}  # until new_input says otherwise
 
     # ---- input ----
+
+    def on_new_input(self, event: Mapping[str, Any]) -> None:
+        # A flow-only input (Argus, nfdump) has no dns, http or ssl records: a
+        # connection without them proves nothing there.
+        self.available = set(event["log_types"])
 
     def on_new_flow(self, flow: Flow) -> None:
         self._saw(flow["ts"])
@@ -139,6 +145,8 @@ class Correlation(Module):
     # ---- CONNECTION_WITHOUT_DNS ----
 
     def _hold_for_dns(self, flow: Flow) -> None:
+        if "dns" not in self.available:
+            return
         daddr, proto = flow["daddr"], flow["proto"]
         if flow["dport"] in NO_NAME_PORTS or proto not in ("tcp", "udp"):
             return
@@ -199,6 +207,8 @@ class Correlation(Module):
 
     def _hold_for_app(self, flow: Flow) -> None:
         kind, _, _ = APP_PROTOCOLS[flow["dport"]]
+        if kind not in self.available:
+            return
         history = flow["history"]
         # Zeek must have seen the connection open to run protocol detection on it.
         if flow["state"] not in ESTABLISHED or (history and "S" not in history):
