@@ -4,7 +4,7 @@ PYTHON  ?= /usr/bin/python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 APT_PKGS := redis-server python3-venv nfdump
-SAMPLE  := samples/demo-zeek
+SAMPLE  := samples/demo.pcap
 
 .PHONY: demo test lint check deps venv clean sample
 
@@ -26,8 +26,8 @@ $(BIN)/.installed: pyproject.toml constraints/debian12.txt
 
 venv: deps $(BIN)/.installed
 
-# Analyzes the bundled sample through a real slipsd (a private one when none
-# runs) and prints what it found.
+# Analyzes the bundled capture (scripts/make_demo_pcap.py) through a real
+# slipsd (a private one when none runs) and prints what it found.
 demo: venv
 	@rm -rf slips_output/demo
 	$(BIN)/slipsctl analyze $(SAMPLE) --output slips_output/demo
@@ -43,6 +43,7 @@ lint: venv
 check: lint test
 
 sample: venv
+	$(BIN)/python scripts/make_demo_pcap.py
 	$(BIN)/python scripts/make_demo_sample.py
 
 clean:

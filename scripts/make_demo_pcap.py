@@ -5,9 +5,9 @@
 Hosts live in 192.168.56.0/24 behind the router 192.168.56.1, servers in the
 documentation ranges. Besides ordinary DNS and web traffic:
 
-* 192.168.56.103 sweeps 40 hosts of 10.0.5.0/24 for telnet (23/tcp): a
+* 192.168.56.103 sweeps 120 hosts of 10.0.5.0/24 for telnet (23/tcp): a
   horizontal port scan (some hosts refuse with RST, most stay silent);
-* 192.168.56.104 ARPs for 30 neighbours within a few seconds: an ARP scan;
+* 192.168.56.104 ARPs for 60 neighbours within a few seconds: an ARP scan;
 * 192.168.56.101 keeps one TCP session to 203.0.113.50:443 open for 28 minutes
   (keepalives every minute): a long connection;
 * 192.168.56.102 fetches http://update-check.example.net/ping every 60 seconds
@@ -134,14 +134,14 @@ def build() -> Capture:
         cap.dns(ts, client, name, server)
         cap.session(ts + 0.1, client, server, 80, [(0.05, http_get(name, "/"),
                                                     http_ok(b"x" * 1500))])
-    for i in range(40):  # the telnet sweep
+    for i in range(120):  # the telnet sweep
         target, ts = f"10.0.5.{i + 1}", START + 300 + i * 0.5
         sport = cap.port()
         cap.tcp(ts, "192.168.56.103", target, sport, 23, dpkt.tcp.TH_SYN, 7000)
         if i % 4 == 0:
             cap.tcp(ts + 0.01, target, "192.168.56.103", 23, sport,
                     dpkt.tcp.TH_RST | dpkt.tcp.TH_ACK, 0, 7001)
-    for i in range(30):  # the ARP scan
+    for i in range(60):  # the ARP scan
         cap.arp(START + 600 + i * 0.2, "192.168.56.104", f"192.168.56.{150 + i}")
     keepalives = [(60.0, b"k" * 40, b"K" * 40) for _ in range(28)]  # the long session
     cap.session(START + 120, "192.168.56.101", "203.0.113.50", 443, keepalives)

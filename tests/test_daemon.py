@@ -372,3 +372,17 @@ def test_analysis_finishes_when_the_client_goes_away(make_daemon: Any, tmp_path:
     assert runs[0]["state"] == "finished"
     assert runs[0]["summary"]["flows"] == 20_000
     assert [c for c in daemon.children() if c["group"]] == []
+
+
+def test_demo_capture_tells_its_stories(make_daemon: Any, tmp_path: Path) -> None:
+    daemon: Daemon = make_daemon()
+    run = daemon.analyze(REPO / "samples" / "demo.pcap", tmp_path / "out")
+    from slipsd.store import Store
+
+    store = Store(daemon.redis(), run["id"])
+    found = {(e["type"], e["attacker"]) for e in store.all_evidence()}
+    assert ("HORIZONTAL_PORT_SCAN", "192.168.56.103") in found  # the telnet sweep
+    assert ("ARP_SCAN", "192.168.56.104") in found
+    assert ("LONG_CONNECTION", "192.168.56.101") in found  # the 28-minute session
+    assert [a["profile"] for a in store.alerts()] == ["192.168.56.103"]
+    assert run["summary"]["bad_lines"] == 0
