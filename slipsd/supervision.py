@@ -65,6 +65,10 @@ class ProcessSpec:
     env: dict[str, str] | None = None
     pass_fds: tuple[int, ...] = ()
     own_fds: bool = False  # close pass_fds once the child has them (one-shot jobs)
+    cwd: str | None = None
+    # Log the child's stdout and stderr line by line (for programs that are not
+    # ours, such as zeek, whose warnings must reach the journal with a name on them).
+    log_output: bool = False
     restart: Restart = Restart.ALWAYS
     stop_order: int = 50  # lower stops first
 
@@ -113,6 +117,15 @@ def describe_exit(returncode: int) -> str:
         except ValueError:
             return f"killed by signal {-returncode}"
     return f"exit status {returncode}"
+
+
+async def _log_lines(name: str, stream: asyncio.StreamReader) -> None:
+    """A child's output, one log record per line: warnings are reported, never fatal."""
+    out = logging.getLogger(f"slipsd.child.{name}")
+    while line := await stream.readline():
+        text = line.decode(errors="replace").rstrip()
+        if text:
+            out.warning("%s", text)
 
 
 def _die_with_parent() -> None:
@@ -194,8 +207,10 @@ class Supervisor:
     async def _run_once(self, child: Child) -> int:
         spec = child.spec
         try:
+            pipe = asyncio.subprocess.PIPE if spec.log_output else None
             proc = await asyncio.create_subprocess_exec(
                 *spec.argv, env=spec.env, pass_fds=spec.pass_fds, stdin=asyncio.subprocess.DEVNULL,
+                stdout=pipe, stderr=asyncio.subprocess.STDOUT if pipe else None, cwd=spec.cwd,
                 start_new_session=True, preexec_fn=_die_with_parent,
             )
         except OSError as exc:
@@ -211,11 +226,17 @@ class Supervisor:
         if child._stop.is_set():  # stop() came while we were starting it
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
+        logger = None
+        if proc.stdout is not None:
+            logger = asyncio.get_running_loop().create_task(_log_lines(spec.name, proc.stdout))
         wait = asyncio.ensure_future(proc.wait())
         done, _ = await asyncio.wait({wait}, timeout=self.policy.start_seconds)
         if not done and child.state is State.STARTING:
             self._set(child, State.RUNNING)
         returncode = await wait
+        if logger is not None:  # its last words belong before its exit in the log
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(logger, 5.0)
         child.returncode = returncode
         child.last_exit = describe_exit(returncode)
         child._proc = None

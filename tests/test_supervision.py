@@ -129,3 +129,20 @@ def test_stop_order_is_respected(tmp_path: Path) -> None:
 
     run(asyncio.wait_for(scenario(), 30))
     assert log.read_text().split() == ["early", "middle", "late"]
+
+
+def test_output_of_foreign_programs_is_logged(tmp_path: Path,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        sup = Supervisor(FAST)
+        code = "import sys; print('warning: no checksum offload'); " \
+               "print('event queue full', file=sys.stderr)"
+        child = sup.start(ProcessSpec("zeek-eth0", py(code), restart=Restart.ON_FAILURE,
+                                      log_output=True, cwd=str(tmp_path)))
+        await asyncio.wait_for(child.wait(), 30)
+        assert child.state is State.EXITED  # warnings are not a failure
+
+    with caplog.at_level("WARNING"):
+        run(scenario())
+    messages = [r.getMessage() for r in caplog.records if r.name == "slipsd.child.zeek-eth0"]
+    assert sorted(messages) == ["event queue full", "warning: no checksum offload"]
