@@ -105,6 +105,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
                          "and alerts stay in Redis; older ones are deleted (their output "
                          "folders stay)"),
     },
+    "sensors": {
+        "interfaces": Key(parse_list, "", "interfaces to capture on live; empty: no live "
+                          "capture, analyses only"),
+        "sensor": Key(_choice("auto", "zeek", "flowmeter"), "auto", "auto: zeek when found, "
+                      "else the flowmeter"),
+        "zeek": Key(str, "", "zeek program; empty: PATH, then /opt/zeek/bin/zeek"),
+        "bpf_filter": Key(str, "", "capture filter (BPF syntax) for live sensors"),
+        "tcp_inactivity_timeout": Key(_positive(float), "3600", "seconds before zeek "
+                                      "considers an idle TCP connection over"),
+    },
     "output": {
         "directory": Key(str, "", "one folder per run is created here; empty: "
                          "<state_dir>/output"),
