@@ -199,6 +199,33 @@ def _print_summary(run: dict[str, Any]) -> None:
     typer.echo(f"  output {run['output']}")
 
 
+@app.command(help=COMMANDS["alerts"].help)
+def alerts(
+    run: Optional[str] = typer.Option(None, "--run", help="run id"),
+    limit: int = typer.Option(100, "--limit", help="at most this many, the newest"),
+    socket: Optional[str] = SOCKET_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    args: dict[str, Any] = {"limit": limit}
+    if run:
+        args["run"] = run
+    with _connect(socket) as client:
+        try:
+            result = client.call("alerts", args)
+        except ProtocolError as exc:
+            _error_exit(exc)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(f"run {result['run']}: {len(result['alerts'])} alert(s)")
+    for alert in result["alerts"]:
+        types = sorted({e["type"] for e in alert["evidence"]})
+        typer.echo(f"ALERT {alert['profile']} window {alert['tw']} score {alert['score']:.2f}: "
+                   f"{', '.join(types)}")
+        for item in alert["evidence"]:
+            typer.echo(f"    {item['type']} -> {item['victim'] or '-'}: {item['description']}")
+
+
 @app.command(help=COMMANDS["stop"].help)
 def stop(socket: Optional[str] = SOCKET_OPTION) -> None:
     with _connect(socket) as client:

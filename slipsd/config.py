@@ -73,6 +73,15 @@ def _networks(text: str) -> list[str]:
     return nets
 
 
+def _interfaces(text: str) -> list[str]:
+    names = parse_list(text)
+    for name in names:
+        # Each interface gets a folder of its own, named after it.
+        if "/" in name or name in (".", ".."):
+            raise ValueError(f"not an interface name: {name!r}")
+    return names
+
+
 def _redis_url(text: str) -> str:
     url = text.strip()
     if url and not url.startswith(("redis://", "rediss://", "unix://")):
@@ -106,7 +115,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                          "folders stay)"),
     },
     "sensors": {
-        "interfaces": Key(parse_list, "", "interfaces to capture on live; empty: no live "
+        "interfaces": Key(_interfaces, "", "interfaces to capture on live; empty: no live "
                           "capture, analyses only"),
         "sensor": Key(_choice("auto", "zeek", "flowmeter"), "auto", "auto: zeek when found, "
                       "else the flowmeter"),

@@ -14,13 +14,14 @@ from typing import Any
 import redis
 
 from slipsd import __version__, protocol
-from slipsd.config import Config, runtime_dir
+from slipsd.config import Config, runtime_dir, state_dir
 from slipsd.control import ControlServer, Request, socket_answers
 from slipsd.module_loader import ModuleRef, validate_modules
 from slipsd.notify import notify
 from slipsd.protocol import Code, ProtocolError
 from slipsd.redis_server import redis_spec
 from slipsd.runs import Runs
+from slipsd.sensors.zeek import SensorError
 from slipsd.store import RedisClient, Store, StoreUnavailable, connect
 from slipsd.supervision import Child, Policy, Supervisor
 
@@ -55,6 +56,7 @@ class Daemon:
         self.modules: dict[str, ModuleRef] = {}
         self._stop = asyncio.Event()
         self._server: ControlServer | None = None
+        self.live_problem = ""
 
     async def run(self) -> int:
         try:
@@ -97,9 +99,19 @@ class Daemon:
         self.runs = Runs(self.supervisor, self.client, self.redis_url, self.config, self.modules)
         self._server = ControlServer(self.socket_path, {
             "hello": self._hello, "status": self._status, "analyze": self._analyze,
-            "stop": self._stop_cmd,
+            "alerts": self._alerts, "stop": self._stop_cmd,
         })
         await self._server.start()
+        self.live_problem = ""
+        if self.config.get_list("sensors", "interfaces"):
+            try:
+                run = self.runs.start_live(state_dir(self.config) / "sensors")
+                log.info("live capture on %s: run %s",
+                         ", ".join(self.config.get_list("sensors", "interfaces")), run.id)
+            except (NotImplementedError, SensorError) as exc:
+                # Analyses still work; status says why there is no live capture.
+                self.live_problem = str(exc)
+                log.error("no live capture: %s", exc)
 
     async def _connect(self, url: str, timeout: float, child: Child | None) -> RedisClient:
         deadline = time.monotonic() + timeout
@@ -148,7 +160,7 @@ class Daemon:
             "daemon": {"version": __version__, "pid": os.getpid(),
                        "uptime": round(time.time() - self.started, 1),
                        "config": str(self.config_path), "socket": str(self.socket_path),
-                       "modules": list(self.modules)},
+                       "modules": list(self.modules), "live_problem": self.live_problem},
             "redis": redis_info,
             "children": children,
             "runs": [run.info() for run in self.runs.runs.values()],
@@ -169,6 +181,29 @@ class Daemon:
         if run.state == "failed":
             raise ProtocolError(Code.FAILED, f"analysis of {name} failed: {run.problem}")
         return run.info()
+
+    async def _alerts(self, req: Request) -> dict[str, Any]:
+        assert self.client is not None and self.runs is not None
+        runs = self.runs.runs
+        run_id = str(req.args.get("run") or "")
+        if not run_id:
+            live = [r for r in runs.values() if r.source == "live"]
+            latest = sorted(runs.values(), key=lambda r: r.started)
+            run_id = (live or latest)[-1].id if (live or latest) else ""
+        if run_id not in runs:
+            raise ProtocolError(Code.NOT_FOUND, f"no run {run_id!r}" if run_id else "no runs yet")
+        try:
+            limit = int(req.args.get("limit", 100))
+        except (TypeError, ValueError):
+            raise ProtocolError(Code.INVALID_ARGS, "limit must be a whole number") from None
+        store = Store(self.client, run_id)
+        alerts = (await asyncio.to_thread(store.alerts))[-limit:] if limit > 0 else []
+        wanted = {e for a in alerts for e in a["evidence"]}
+        evidence = {e["id"]: e for e in await asyncio.to_thread(store.all_evidence)
+                    if e["id"] in wanted}
+        for alert in alerts:
+            alert["evidence"] = [evidence[e] for e in alert["evidence"] if e in evidence]
+        return {"run": run_id, "alerts": alerts}
 
     async def _stop_cmd(self, req: Request) -> dict[str, Any]:
         asyncio.get_running_loop().call_soon(self._stop.set)

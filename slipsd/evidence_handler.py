@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Any
 
 from slipsd import outputs
-from slipsd.evidence import Evidence, alerts_for
+from slipsd.evidence import Evidence, WindowAccumulator, alerts_for, sort_evidence
 from slipsd.ingest import INGEST
 from slipsd.store import Store, connect
 
@@ -34,6 +34,7 @@ class HandlerSpec:
     threshold: float
     modules: list[str] = field(default_factory=list)
     block_ms: int = 1000
+    live: bool = False  # decide alerts as evidence arrives, until stopped
 
 
 class EvidenceHandler:
@@ -48,6 +49,8 @@ class EvidenceHandler:
             log.warning("evidence handler restarted: replaying run %s", spec.run_id)
         store.mark_ready("evidence")
         signal.signal(signal.SIGTERM, self._on_sigterm)
+        if spec.live:
+            return self.run_live(store)
         waiting = {*spec.modules, INGEST} - set(store.modules_done())
         while waiting and not self._stopping:
             items = store.read_evidence(spec.block_ms)
@@ -62,6 +65,41 @@ class EvidenceHandler:
             return 0  # stopped before the end: the run is left unfinished
         self.finish(store)
         return 0
+
+    def run_live(self, store: Store) -> int:
+        """Alerts as soon as a window's score reaches the threshold, appended to the outputs.
+
+        After a restart the stream replays from its start: evidence already
+        stored is not counted again, and the windows' pending evidence is
+        rebuilt from the store, so no alert is raised twice or lost.
+        """
+        folder = Path(self.spec.output_dir)
+        alerted = {e for a in store.alerts() for e in a["evidence"]}
+        windows: dict[tuple[str, int], WindowAccumulator] = {}
+        stored = [Evidence.from_dict(e) for e in store.all_evidence()]
+        for item in sort_evidence(e for e in stored if e.id not in alerted):
+            self._add_live(store, folder, windows, item)
+        while not self._stopping:
+            items = store.read_evidence(self.spec.block_ms)
+            for _, body in items:
+                if "evidence" in body and store.add_evidence(body["evidence"]):
+                    item = Evidence.from_dict(body["evidence"])
+                    outputs.append_live(folder, item, None)
+                    self._add_live(store, folder, windows, item)
+            store.ack_evidence([eid for eid, _ in items])
+        return 0
+
+    def _add_live(self, store: Store, folder: Path,
+                  windows: dict[tuple[str, int], WindowAccumulator], item: Evidence) -> None:
+        key = (item.profile, item.tw)
+        acc = windows.get(key)
+        if acc is None:
+            acc = windows[key] = WindowAccumulator(item.profile, item.tw, self.spec.threshold)
+        alert = acc.add(item)
+        if alert is not None:
+            store.append_alert(alert.to_dict())
+            outputs.append_live(folder, None, alert)
+            log.warning("%s", outputs.alert_line(alert))
 
     def finish(self, store: Store) -> dict[str, Any]:
         spec = self.spec

@@ -5,11 +5,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from slipsd.events import LOG_CHANNELS, NEW_INPUT, TRAFFIC_CHANNELS
 from slipsd.inputs import Input, InputError, LineError, open_fd, open_path
+from slipsd.inputs.follow import FollowInput
 from slipsd.profiler import Profiler
 from slipsd.store import Producer, Store, connect
 
@@ -32,6 +36,8 @@ class IngestSpec:
     max_lag: int = 200
     readers: list[str] = field(default_factory=list)  # consumer names to wait for
     ready_timeout: float = 30.0
+    follow_dirs: list[str] = field(default_factory=list)  # live: sensor folders to follow
+    poll_seconds: float = 0.25
 
 
 def input_info(source: Input) -> dict[str, Any]:
@@ -44,6 +50,8 @@ def input_info(source: Input) -> dict[str, Any]:
 
 
 def run_ingest(spec: IngestSpec) -> int:
+    if spec.follow_dirs:
+        return run_live_ingest(spec)
     store = Store(connect(spec.redis_url), spec.run_id)
     try:
         if spec.source_fd >= 0:
@@ -105,4 +113,48 @@ def run_ingest(spec: IngestSpec) -> int:
     source.close()
     if spec.source_fd >= 0:
         os.close(spec.source_fd)
+    return 0
+
+
+def run_live_ingest(spec: IngestSpec) -> int:
+    """Follow the sensors' folders until SIGTERM, resuming where a previous process stopped."""
+    store = Store(connect(spec.redis_url), spec.run_id)
+    meta = store.run_meta()
+    positions = {k: (int(v[0]), int(v[1])) for k, v in meta.get("positions", {}).items()}
+    follow = FollowInput([Path(d) for d in spec.follow_dirs], "live", positions=positions)
+    missing = store.wait_ready(spec.readers, spec.ready_timeout)
+    if missing:
+        log.warning("following without readers that never became ready: %s", sorted(missing))
+    producer = Producer(store.redis, spec.run_id, TRAFFIC_CHANNELS, max_lag=spec.max_lag)
+    profiler = Profiler(store, producer, width=spec.width, direction=spec.direction,
+                        batch_size=spec.batch_size)
+    if "first_ts" in meta:
+        profiler.resume(float(meta["first_ts"]), store.ips())
+    else:
+        producer.emit(NEW_INPUT, {"source": "live", "log_types": sorted(LOG_CHANNELS)})
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    bad: list[str] = []
+
+    def on_error(error: LineError) -> None:
+        log.warning("bad input line: %s", error)
+        bad.append(str(error))
+
+    while not stop.is_set():
+        records = follow.poll(on_error)
+        # Files are read one after the other: order this poll's lines by time.
+        records.sort(key=lambda r: r[0])
+        for ts, channel, event in records:
+            profiler.feed(ts, channel, event)
+        if not records:
+            # Idle: publish what is buffered now rather than when a batch fills.
+            profiler.flush()
+            store.set_run_meta(positions=follow.positions)
+            store.record_errors(bad)
+            store.add_counts({"bad_lines": len(bad)})
+            bad.clear()
+            stop.wait(spec.poll_seconds)
+    profiler.flush()
+    store.set_run_meta(positions=follow.positions)
+    follow.close()
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -96,6 +97,22 @@ def evidence_line(item: Evidence) -> str:
 
 def alert_line(alert: Alert) -> str:
     return f"{iso(alert.ts)} ALERT {_alert_text(alert)}"
+
+
+def append_live(folder: Path, evidence: Evidence | None, alert: Alert | None) -> None:
+    """Add one evidence or alert to a live run's alerts.log and alerts.json as it happens."""
+    folder.mkdir(parents=True, exist_ok=True)
+    host, now = os.uname().nodename, time.time()
+    if evidence is not None:
+        line, message = evidence_line(evidence), evidence_idmef(evidence, now, host)
+    elif alert is not None:
+        line, message = alert_line(alert), alert_idmef(alert, now, host)
+    else:
+        return
+    with open(folder / "alerts.log", "a", encoding="utf-8") as log_file:
+        log_file.write(line + "\n")
+    with open(folder / "alerts.json", "a", encoding="utf-8") as js:
+        js.write(json.dumps(message, separators=(",", ":")) + "\n")
 
 
 def write_run(

@@ -62,6 +62,11 @@ class Profiler:
         self._pending_counts: dict[str, int] = {}
         self.counts = ProfilerCounts()
 
+    def resume(self, start: float | None, seen_ips: set[str]) -> None:
+        """Continue a live run after a restart: same window origin, IPs not new again."""
+        self.start = start
+        self._seen_ips = set(seen_ips)
+
     def window_of(self, ts: float) -> int:
         assert self.start is not None
         return max(0, int((ts - self.start) // self._width))

@@ -61,6 +61,12 @@ COMMANDS: Final[dict[str, Command]] = {
             args={"name": "path shown in reports", "output": "output folder (optional)"},
             takes_fd=True,
         ),
+        Command(
+            "alerts",
+            "Alerts of the live run (or of a given run), newest last.",
+            args={"run": "run id (default: the live run, else the latest run)",
+                  "limit": "at most this many, the newest (default 100)"},
+        ),
         Command("stop", "Stop the daemon and all its children.", mutating=True),
     )
 }

@@ -143,3 +143,9 @@ def test_shipped_conf_lists_every_module_option_with_its_default() -> None:
         assert set(parser[name]) == set(cls.options), name
         parsed = cls.parse_options(dict(parser[name]))
         assert parsed == {k: o.default for k, o in cls.options.items()}, name
+
+
+def test_interface_names_become_folder_names(tmp_path: Path) -> None:
+    main = write(tmp_path / "slips.conf", "[sensors]\ninterfaces = eth0, ../etc\n")
+    with pytest.raises(ConfigError, match=r"\[sensors\] interfaces: not an interface name"):
+        load(main)

@@ -7,6 +7,7 @@ only one log type has. Lines come out in the order they arrive.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -47,7 +48,6 @@ class StreamInput:
         self.files = [self.stats]
         self.ignored: list[str] = []
         self._fd = os.dup(fd)
-        self._keys: dict[str, dict[str, str]] = {}
 
     def count_lines(self) -> int:
         return 0  # unknown until the writer closes the pipe
@@ -57,13 +57,6 @@ class StreamInput:
             os.close(self._fd)
             self._fd = -1
 
-    def _key(self, schema: Schema, field: str) -> str:
-        cache = self._keys.setdefault(schema.log_type, {})
-        key = cache.get(field)
-        if key is None:
-            key = cache[field] = schema.key_for(field)
-        return key
-
     def records(self, on_error: Callable[[LineError], None]) -> Iterator[Record]:
         if self._fd < 0:
             raise InputError(f"{self.name}: input was closed")
@@ -71,7 +64,7 @@ class StreamInput:
         with os.fdopen(os.dup(self._fd), "r", encoding="utf-8", errors="replace") as text:
             for lineno, line in enumerate(text, 1):
                 stats.lines = lineno
-                reason, record = self._parse(line)
+                reason, record = parse_line(line)
                 if record is not None:
                     stats.parsed += 1
                     yield record
@@ -81,24 +74,32 @@ class StreamInput:
                 else:
                     stats.meta += 1
 
-    def _parse(self, line: str) -> tuple[str, Record | None]:
-        text = line.strip()
-        if not text or text.startswith("#"):
-            return "", None
-        try:
-            obj = json.loads(text)
-        except ValueError as exc:
-            return f"invalid JSON: {getattr(exc, 'msg', exc)}", None
-        if type(obj) is not dict:
-            return "not a JSON object", None
-        log_type = log_type_of(obj)
-        if not log_type:
-            return "not a Zeek log record slips reads (no _path, unknown fields)", None
-        schema = SCHEMAS[log_type]
-        event = schema.prefill.copy()
-        event.update((self._key(schema, k), v) for k, v in obj.items() if k != "_path")
-        try:
-            schema.finish(event)
-        except (ValueError, TypeError, AttributeError) as exc:
-            return f"{log_type} record: {exc}", None
-        return "", (event["ts"], schema.channel, event)
+
+@functools.lru_cache(maxsize=4096)
+def _key(log_type: str, field: str) -> str:
+    return SCHEMAS[log_type].key_for(field)
+
+
+def parse_line(line: str, log_type: str = "") -> tuple[str, Record | None]:
+    """One Zeek JSON line: ("", record), ("", None) for blank and comment lines, or
+    (reason, None) for a bad one. Without ``log_type`` the line must say its type."""
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return "", None
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        return f"invalid JSON: {getattr(exc, 'msg', exc)}", None
+    if type(obj) is not dict:
+        return "not a JSON object", None
+    log_type = log_type or log_type_of(obj)
+    if not log_type:
+        return "not a Zeek log record slips reads (no _path, unknown fields)", None
+    schema: Schema = SCHEMAS[log_type]
+    event = schema.prefill.copy()
+    event.update((_key(log_type, k), v) for k, v in obj.items() if k != "_path")
+    try:
+        schema.finish(event)
+    except (ValueError, TypeError, AttributeError) as exc:
+        return f"{log_type} record: {exc}", None
+    return "", (event["ts"], schema.channel, event)

@@ -205,6 +205,9 @@ class Store:
             }
         return out
 
+    def ips(self) -> set[str]:
+        return set(self.redis.smembers(self.key("ips")))
+
     def ip_count(self) -> int:
         return int(self.redis.scard(self.key("ips")))
 
@@ -280,6 +283,13 @@ class Store:
 
     def all_evidence(self) -> list[dict[str, Any]]:
         return [json.loads(v) for v in self.redis.hvals(self.key("evidence"))]
+
+    def append_alert(self, alert: Mapping[str, Any]) -> None:
+        """Add one alert as it is raised (live runs)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.rpush(self.key("alerts"), json.dumps(alert))
+        pipe.zadd(self.key("scores"), {str(alert["profile"]): float(alert["score"])}, gt=True)
+        pipe.execute()
 
     def set_alerts(self, alerts: Iterable[Mapping[str, Any]]) -> None:
         """Replace the run's alerts (a finished analysis decides them all at once)."""
