@@ -37,6 +37,7 @@ class IngestSpec:
     readers: list[str] = field(default_factory=list)  # consumer names to wait for
     ready_timeout: float = 30.0
     follow_dirs: list[str] = field(default_factory=list)  # live: sensor folders to follow
+    zeek: str = ""  # read captures with this zeek program; empty: the flowmeter
     poll_seconds: float = 0.25
 
 
@@ -55,9 +56,9 @@ def run_ingest(spec: IngestSpec) -> int:
     store = Store(connect(spec.redis_url), spec.run_id)
     try:
         if spec.source_fd >= 0:
-            source = open_fd(spec.source_fd, spec.source_name)
+            source = open_fd(spec.source_fd, spec.source_name, zeek=spec.zeek)
         else:
-            source = open_path(spec.source_path)
+            source = open_path(spec.source_path, zeek=spec.zeek)
     except InputError as exc:
         log.error("%s", exc)
         store.set_run_meta(input_error=str(exc))

@@ -98,7 +98,7 @@ class Runs:
                 "home_networks": cfg.get_list("profiles", "home_networks"),
             })
         self._start(run, "ingest", "ingest", 10, Restart.NEVER, {
-            **base, "source_name": source, "source_fd": fd,
+            **base, "source_name": source, "source_fd": fd, "zeek": self._capture_zeek(),
             "width": cfg.get_float("profiles", "time_window_width"),
             "direction": cfg.get_str("profiles", "analysis_direction"),
             "batch_size": cfg.get_int("bus", "batch_size"),
@@ -167,6 +167,18 @@ class Runs:
             "readers": [*run.modules, "evidence"],
         })
         return run
+
+    def _capture_zeek(self) -> str:
+        """The zeek to read captures with, per [sensors] sensor; "" for the flowmeter."""
+        from slipsd.sensors.zeek import SensorError, choose_sensor, find_zeek
+
+        try:
+            zeek = find_zeek(self.config.get_str("sensors", "zeek"))
+            chosen = choose_sensor(self.config.get_str("sensors", "sensor"), zeek)
+        except SensorError as exc:
+            log.warning("%s; captures are read with the flowmeter", exc)
+            return ""
+        return (zeek or "") if chosen == "zeek" else ""
 
     def _start(
         self, run: Run, name: str, role: str, order: int, restart: Restart,

@@ -88,3 +88,25 @@ def test_live_needs_a_sensor_it_can_run(make_daemon: Any) -> None:
     problem = daemon.call("status")["daemon"]["live_problem"]
     assert "flowmeter" in problem and "live" in problem
     assert daemon.children("sensor") == []
+
+
+def test_captures_are_read_with_zeek_when_configured(make_daemon: Any, tmp_path: Path) -> None:
+    import sys
+
+    from slipsd import protocol
+
+    repo = Path(__file__).resolve().parents[1]
+    # The stand-in's -r mode runs under the virtualenv's python (it meters with NFStream).
+    path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    conf = f"[sensors]\nsensor = zeek\nzeek = {STANDIN}\n"
+    good: Daemon = make_daemon(conf, name="good", env={"PATH": path})
+    run = good.analyze(repo / "samples" / "demo.pcap", tmp_path / "good")
+    assert run["summary"]["flows"] > 100 and run["summary"]["bad_lines"] == 0
+    broken: Daemon = make_daemon(conf, name="broken",
+                                 env={"PATH": path, "ZEEK_STANDIN_MODE": "crash"})
+    try:
+        broken.analyze(repo / "samples" / "demo.pcap", tmp_path / "broken")
+    except protocol.ProtocolError as exc:
+        assert "zeek -r failed: fatal error" in exc.message  # zeek, not the flowmeter
+    else:
+        raise AssertionError("a zeek that fails must fail the analysis")

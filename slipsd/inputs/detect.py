@@ -81,8 +81,10 @@ def _zeek() -> ModuleType:
     return importlib.import_module("slipsd.inputs.zeek")
 
 
-def open_fd(fd: int, name: str) -> Input:
-    """The reader for an open file or folder descriptor (as received over the socket)."""
+def open_fd(fd: int, name: str, zeek: str = "") -> Input:
+    """The reader for an open file or folder descriptor (as received over the socket).
+
+    ``zeek``: the zeek program to read captures with; empty: the flowmeter."""
     try:
         mode = os.fstat(fd).st_mode
     except OSError as exc:
@@ -96,10 +98,13 @@ def open_fd(fd: int, name: str) -> Input:
     if not stat.S_ISREG(mode):
         raise InputError(f"{name}: neither a folder, a regular file nor a pipe")
     head = os.pread(fd, HEAD_BYTES, 0)
-    return _choose(head, name).from_fd(fd, name)  # type: ignore[no-any-return]
+    module = _choose(head, name)
+    if zeek and module.NAME == "pcap":
+        return module.from_fd(fd, name, zeek=zeek)  # type: ignore[no-any-return]
+    return module.from_fd(fd, name)  # type: ignore[no-any-return]
 
 
-def open_path(path: str) -> Input:
+def open_path(path: str, zeek: str = "") -> Input:
     if os.path.isdir(path):
         return _zeek().from_path(path)  # type: ignore[no-any-return]
     try:
@@ -107,4 +112,7 @@ def open_path(path: str) -> Input:
             head = handle.read(HEAD_BYTES)
     except OSError as exc:
         raise InputError(f"{path}: cannot open: {exc.strerror}") from exc
-    return _choose(head, path).from_path(path)  # type: ignore[no-any-return]
+    module = _choose(head, path)
+    if zeek and module.NAME == "pcap":
+        return module.from_path(path, zeek=zeek)  # type: ignore[no-any-return]
+    return module.from_path(path)  # type: ignore[no-any-return]

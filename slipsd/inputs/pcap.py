@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
 import tempfile
 import weakref
 from collections.abc import Callable, Iterator
@@ -106,10 +107,40 @@ def _meter(source: str | int, name: str) -> PcapInput:
     return PcapInput(name, folder, logs, stats)
 
 
-def from_fd(fd: int, name: str) -> PcapInput:
-    """Meter the capture open on ``fd`` (which stays the caller's: it is duplicated)."""
-    return _meter(fd, name)
+class ZeekPcapInput(PcapInput):
+    """The logs ``zeek -r`` wrote for one capture: Zeek sees every protocol."""
+
+    log_types = frozenset({"conn", "dns", "http", "ssl", "ssh", "smtp", "dhcp", "arp",
+                           "notice", "software", "files", "weird", "tunnel"})
 
 
-def from_path(path: str) -> PcapInput:
-    return _meter(path, path)
+def _zeek_read(zeek: str, source: str | int, name: str) -> PcapInput:
+    from slipsd.sensors.flowmeter import FlowmeterStats
+    from slipsd.sensors.zeek import read_argv, scripts_dir
+
+    folder = Path(tempfile.mkdtemp(prefix="slips-pcap-"))
+    capture = Path(f"/dev/fd/{source}") if isinstance(source, int) else Path(source)
+    argv = read_argv(zeek, capture, scripts_dir())
+    try:
+        proc = subprocess.run(argv, cwd=folder, capture_output=True, text=True, check=False,
+                              pass_fds=(source,) if isinstance(source, int) else ())
+        for line in proc.stderr.splitlines():
+            log.warning("zeek: %s", line)  # warnings are common and not a failure
+        if proc.returncode != 0:
+            last = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+            raise InputError(f"{name}: zeek -r failed: {last[0]}")
+        logs = ZeekInput.from_path(str(folder))
+    except (OSError, InputError):
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return ZeekPcapInput(name, folder, logs, FlowmeterStats())
+
+
+def from_fd(fd: int, name: str, zeek: str = "") -> PcapInput:
+    """The capture open on ``fd`` (which stays the caller's), through ``zeek -r`` when a
+    zeek program is given, else through the flowmeter."""
+    return _zeek_read(zeek, fd, name) if zeek else _meter(fd, name)
+
+
+def from_path(path: str, zeek: str = "") -> PcapInput:
+    return _zeek_read(zeek, path, path) if zeek else _meter(path, path)
