@@ -13,7 +13,7 @@ from typing import Any
 
 from slipsd.events import LOG_CHANNELS, NEW_INPUT, TRAFFIC_CHANNELS
 from slipsd.inputs import Input, InputError, LineError, open_fd, open_path
-from slipsd.inputs.follow import FollowInput
+from slipsd.inputs.follow import FollowInput, Wakeup
 from slipsd.profiler import Profiler
 from slipsd.store import Producer, Store, connect
 
@@ -38,7 +38,7 @@ class IngestSpec:
     ready_timeout: float = 30.0
     follow_dirs: list[str] = field(default_factory=list)  # live: sensor folders to follow
     zeek: str = ""  # read captures with this zeek program; empty: the flowmeter
-    poll_seconds: float = 0.25
+    poll_seconds: float = 1.0  # at most this long between looks, when inotify is silent
 
 
 def input_info(source: Input) -> dict[str, Any]:
@@ -122,7 +122,9 @@ def run_live_ingest(spec: IngestSpec) -> int:
     store = Store(connect(spec.redis_url), spec.run_id)
     meta = store.run_meta()
     positions = {k: (int(v[0]), int(v[1])) for k, v in meta.get("positions", {}).items()}
-    follow = FollowInput([Path(d) for d in spec.follow_dirs], "live", positions=positions)
+    folders = [Path(d) for d in spec.follow_dirs]
+    follow = FollowInput(folders, "live", positions=positions)
+    wakeup = Wakeup(folders)
     missing = store.wait_ready(spec.readers, spec.ready_timeout)
     if missing:
         log.warning("following without readers that never became ready: %s", sorted(missing))
@@ -134,7 +136,12 @@ def run_live_ingest(spec: IngestSpec) -> int:
     else:
         producer.emit(NEW_INPUT, {"source": "live", "log_types": sorted(LOG_CHANNELS)})
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        stop.set()
+        wakeup.wake()  # the loop's wait returns and sees the stop flag
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     bad: list[str] = []
 
     def on_error(error: LineError) -> None:
@@ -154,7 +161,8 @@ def run_live_ingest(spec: IngestSpec) -> int:
             store.record_errors(bad)
             store.add_counts({"bad_lines": len(bad)})
             bad.clear()
-            stop.wait(spec.poll_seconds)
+            wakeup.wait(spec.poll_seconds)
+    wakeup.close()
     profiler.flush()
     store.set_run_meta(positions=follow.positions)
     follow.close()

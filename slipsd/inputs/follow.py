@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,3 +127,41 @@ class FollowInput:
                 else:
                     tracked.stats.meta += 1
         return out
+
+
+class Wakeup:
+    """Wakes the follower when a sensor writes (inotify through watchdog).
+
+    Polling stays as the fallback (a folder that does not exist yet, a file
+    system without inotify): ``wait`` returns at the latest after ``timeout``.
+    """
+
+    def __init__(self, folders: list[Path]) -> None:
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        self._event = threading.Event()
+        wake = self._event
+
+        class _Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                wake.set()
+
+        self._observer = Observer()  # type: ignore[no-untyped-call]
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._observer.schedule(  # type: ignore[no-untyped-call]
+                _Handler(), str(folder), recursive=False)
+        self._observer.daemon = True
+        self._observer.start()  # type: ignore[no-untyped-call]
+
+    def wake(self) -> None:
+        self._event.set()
+
+    def wait(self, timeout: float) -> None:
+        self._event.wait(timeout)
+        self._event.clear()
+
+    def close(self) -> None:
+        self._observer.stop()  # type: ignore[no-untyped-call]
+        self._observer.join(timeout=5)
