@@ -40,10 +40,17 @@ def _evidence(spec: dict[str, object]) -> int:
     return EvidenceHandler(HandlerSpec(**spec)).run()  # type: ignore[arg-type]
 
 
+def _flowmeter(spec: dict[str, object]) -> int:
+    from slipsd.sensors.flowmeter_live import run_live_flowmeter
+
+    return run_live_flowmeter(spec)
+
+
 ROLES: dict[str, Callable[[dict[str, object]], int]] = {
     "ingest": _ingest,
     "module": _module,
     "evidence": _evidence,
+    "flowmeter": _flowmeter,
 }
 
 

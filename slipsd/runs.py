@@ -122,13 +122,12 @@ class Runs:
     def start_live(self, sensor_root: Path) -> Run:
         """The live run: a sensor per interface, the readers, and an ingest that follows
         the sensors' folders. Everything restarts on failure; it ends when slipsd stops."""
+        from slipsd.sensors.flowmeter_live import live_flowmeter_spec
         from slipsd.sensors.zeek import choose_sensor, find_zeek, live_spec, scripts_dir
 
         cfg = self.config
         zeek = find_zeek(cfg.get_str("sensors", "zeek"))
-        if choose_sensor(cfg.get_str("sensors", "sensor"), zeek) != "zeek" or zeek is None:
-            raise NotImplementedError("live capture needs zeek for now: the flowmeter sensor "
-                                      "reads captures but does not capture live yet")
+        sensor = choose_sensor(cfg.get_str("sensors", "sensor"), zeek)
         run = Run(f"live-{new_run_id()}", "live", "", list(self.modules))
         run.output = str(output_dir(cfg) / run.id)
         Path(run.output).mkdir(parents=True, exist_ok=True)
@@ -150,11 +149,17 @@ class Runs:
         for interface in cfg.get_list("sensors", "interfaces"):
             folder = sensor_root / interface
             folders.append(str(folder))
-            spec = live_spec(zeek, interface, folder,
-                             bpf_filter=cfg.get_str("sensors", "bpf_filter"),
-                             tcp_inactivity_timeout=cfg.get_float("sensors",
-                                                                  "tcp_inactivity_timeout"),
-                             scripts=scripts_dir())
+            if sensor == "zeek" and zeek is not None:
+                spec = live_spec(zeek, interface, folder,
+                                 bpf_filter=cfg.get_str("sensors", "bpf_filter"),
+                                 tcp_inactivity_timeout=cfg.get_float("sensors",
+                                                                      "tcp_inactivity_timeout"),
+                                 scripts=scripts_dir())
+            else:
+                # NFStream in a child of ours; its idle timeout comes from the environment
+                # (SLIPS_FLOWMETER_IDLE_TIMEOUT, see flowmeter_live), which _env passes on.
+                spec = live_flowmeter_spec(interface, folder,
+                                           bpf_filter=cfg.get_str("sensors", "bpf_filter"))
             spec.group, spec.env = run.id, self._env()
             run.children.append(spec.name)
             self.supervisor.start(spec)

@@ -1,5 +1,8 @@
 """The live run: a supervised sensor, its logs followed as they grow, alerts as they happen.
 
+The live flowmeter's capture on a real interface is tested in test_live_netns.py
+(root only); here its writing is checked on captures metered as it meters live.
+
 Zeek is not packaged in Debian 12, so the sensor here is tests/zeek_standin/zeek,
 a stand-in with Zeek's command line that writes Zeek JSON logs into its
 working directory. The test then appends a scan to that conn.log, as Zeek
@@ -14,9 +17,16 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import dpkt  # type: ignore[import-untyped]
+import pytest
+from test_flowmeter import T0, Capture  # the capture writer checked there
 from typer.testing import CliRunner
 
 from slipsctl.cli import app
+from slipsd.config import ConfigError
+from slipsd.sensors._flowmeter_plugin import ZeekTracker
+from slipsd.sensors.flowmeter import STREAMER_OPTIONS
+from slipsd.sensors.flowmeter_live import EX_NOINPUT, IDLE_TIMEOUT_ENV, LiveLogs, idle_timeout
 
 from conftest import Daemon, wait_for
 
@@ -83,30 +93,83 @@ def test_sensor_that_keeps_crashing_goes_fatal(make_daemon: Any) -> None:
     assert daemon.call("hello")["pid"] == daemon.proc.pid  # type: ignore[union-attr]
 
 
-def test_live_needs_a_sensor_it_can_run(make_daemon: Any) -> None:
-    daemon: Daemon = make_daemon("[sensors]\ninterfaces = eth9\nsensor = flowmeter\n")
-    problem = daemon.call("status")["daemon"]["live_problem"]
-    assert "flowmeter" in problem and "live" in problem
-    assert daemon.children("sensor") == []
+def test_live_flowmeter_on_a_missing_interface_goes_fatal(make_daemon: Any) -> None:
+    daemon: Daemon = make_daemon(
+        "[sensors]\ninterfaces = slipsnoif0\nsensor = flowmeter\n"
+        "[supervision]\nbackoff_initial = 0.05\nbackoff_max = 0.1\nfatal_after = 3\n")
+    assert daemon.call("status")["daemon"]["live_problem"] == ""
+    sensor = wait_for(lambda: [c for c in daemon.children("sensor") if c["state"] == "fatal"],
+                      60, "the flowmeter sensor to go fatal")[0]
+    assert sensor["name"] == "sensor/slipsnoif0"
+    assert sensor["restarts"] == 2 and sensor["last_exit"] == f"exit status {EX_NOINPUT}"
+    assert "cannot capture on slipsnoif0: no such network interface" in daemon.log_text()
+    assert "Traceback" not in daemon.log_text()
+    assert daemon.call("hello")["pid"] == daemon.proc.pid  # type: ignore[union-attr]
+    wait_for(lambda: [c["state"] for c in daemon.children("ingest")] == ["running"], 30,
+             "the live ingest to run on without its sensor")
 
 
-def test_captures_are_read_with_zeek_when_configured(make_daemon: Any, tmp_path: Path) -> None:
-    import sys
+def test_flowmeter_idle_timeout_from_the_environment() -> None:
+    assert idle_timeout({}) == 30
+    assert idle_timeout({IDLE_TIMEOUT_ENV: " 2 "}) == 2
+    for bad in ("0", "1.5", "soon"):
+        with pytest.raises(ConfigError, match=IDLE_TIMEOUT_ENV):
+            idle_timeout({IDLE_TIMEOUT_ENV: bad})
 
-    from slipsd import protocol
 
-    repo = Path(__file__).resolve().parents[1]
-    # The stand-in's -r mode runs under the virtualenv's python (it meters with NFStream).
-    path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
-    conf = f"[sensors]\nsensor = zeek\nzeek = {STANDIN}\n"
-    good: Daemon = make_daemon(conf, name="good", env={"PATH": path})
-    run = good.analyze(repo / "samples" / "demo.pcap", tmp_path / "good")
-    assert run["summary"]["flows"] > 100 and run["summary"]["bad_lines"] == 0
-    broken: Daemon = make_daemon(conf, name="broken",
-                                 env={"PATH": path, "ZEEK_STANDIN_MODE": "crash"})
+def meter_as_live(cap: Capture, tmp_path: Path, active_timeout: int) -> LiveLogs:
+    """A capture through NFStream and the plugin as the live flowmeter meters an interface,
+    each flow handed to LiveLogs as it ends (at monotonic time 0)."""
+    import nfstream  # type: ignore[import-untyped]
+
+    logs = LiveLogs(tmp_path, dhcp_quiet=35.0)
+    affinity = os.sched_getaffinity(0)  # NFStream pins its caller to one CPU
     try:
-        broken.analyze(repo / "samples" / "demo.pcap", tmp_path / "broken")
-    except protocol.ProtocolError as exc:
-        assert "zeek -r failed: fatal error" in exc.message  # zeek, not the flowmeter
-    else:
-        raise AssertionError("a zeek that fails must fail the analysis")
+        streamer = nfstream.NFStreamer(
+            source=str(cap.write(tmp_path / "live.pcap")), idle_timeout=30,
+            active_timeout=active_timeout, udps=[ZeekTracker()], **STREAMER_OPTIONS)
+        for flow in streamer:
+            logs.add_flow(flow, 0.0)
+    finally:
+        os.sched_setaffinity(0, affinity)
+    return logs
+
+
+def test_a_connection_cut_by_the_active_timeout_keeps_its_originator(tmp_path: Path) -> None:
+    (tmp_path / "conn.log").write_text('{"ts":1,"uid":"Cold"}\n')  # a restarted sensor's
+    cap = Capture()
+    client, server = ("10.0.0.1", 40010), ("10.0.0.2", 443)
+    cap.tcp(T0, *client, *server, "S")
+    cap.tcp(T0 + 0.001, *server, *client, "SA")
+    cap.tcp(T0 + 0.002, *client, *server, "A")
+    # After the active timeout the server speaks first: NFStream's next flow starts with it.
+    cap.tcp(T0 + 1.5, *server, *client, "PA", b"x" * 100)
+    cap.tcp(T0 + 1.501, *client, *server, "A")
+    meter_as_live(cap, tmp_path, active_timeout=1).close()
+    old, first, rest = (json.loads(line) for line in
+                        (tmp_path / "conn.log").read_text().splitlines())
+    assert old["uid"] == "Cold"  # appended to, never truncated
+    assert (first["id.orig_h"], first["id.orig_p"], first["history"], first["conn_state"]) == (
+        *client, "ShA", "S1")
+    assert (rest["id.orig_h"], rest["id.orig_p"], rest["id.resp_h"], rest["id.resp_p"]) == (
+        *client, *server)
+    assert (rest["history"], rest["conn_state"], rest["orig_bytes"], rest["resp_bytes"]) == (
+        "^dA", "OTH", 0, 100)
+    assert rest["ts"] == pytest.approx(T0 + 1.5) and rest["uid"] != first["uid"]
+
+
+def test_a_dhcp_exchange_is_written_once_quiet(tmp_path: Path) -> None:
+    cap = Capture()
+    mac = bytes.fromhex("020000000033") + bytes(10)
+    for i, (src, op, kind) in enumerate([("0.0.0.0", 1, 1), ("10.0.0.254", 2, 2),
+                                         ("0.0.0.0", 1, 3), ("10.0.0.254", 2, 5)]):
+        msg = dpkt.dhcp.DHCP(op=op, xid=0xCAFE, chaddr=mac, opts=[(53, bytes([kind]))])
+        ports = (68, 67) if op == 1 else (67, 68)
+        cap.udp(T0 + i / 100, src, ports[0], "255.255.255.255", ports[1], bytes(msg))
+    logs = meter_as_live(cap, tmp_path, active_timeout=300)
+    assert not (tmp_path / "dhcp.log").exists()  # its flows came at 0, now is 0: not quiet yet
+    logs.flush_dhcp(36.0)
+    logs.close()
+    (rec,) = (json.loads(line) for line in (tmp_path / "dhcp.log").read_text().splitlines())
+    assert rec["msg_types"] == ["DISCOVER", "OFFER", "REQUEST", "ACK"]
+    assert len(rec["uids"]) == 2 and rec["mac"] == "02:00:00:00:00:33"

@@ -87,7 +87,12 @@ def conn_record(flow: Any, track: Track) -> tuple[Record, bool]:
     resp = [flow.dst_ip, flow.dst_port, flow.dst2src_bytes, flow.dst2src_packets, track.ipb1,
             flow.dst_mac]
     hist = track.hist
-    flipped = proto == "tcp" and hist.startswith("H")
+    if track.orig is not None:
+        # The rest of a connection cut by the active timeout (live only): its first packet
+        # may be the responder's, so the side that began the connection decides.
+        flipped = track.orig != (flow.src_ip, flow.src_port)
+    else:
+        flipped = proto == "tcp" and hist.startswith("H")
     if flipped:
         orig, resp = resp, orig
         hist = "^" + hist.swapcase()
@@ -136,6 +141,19 @@ def conn_record(flow: Any, track: Track) -> tuple[Record, bool]:
     if resp[5] not in _NO_MAC:
         rec["resp_l2_addr"] = resp[5]
     return rec, flipped
+
+
+def flow_records(flow: Any, track: Track) -> list[tuple[str, Record]]:
+    """(log, record) of one flow: its conn.log record first, then its dns, http, ssl and
+    ssh records; [] for a flow of another IP protocol (conn.log has no place for it).
+
+    DHCP messages (``track.msgs`` of kind "dhcp") are not among them: an exchange spans
+    flows, so the caller groups them with the conn uid (DhcpLog).
+    """
+    if flow.protocol not in PROTOS:
+        return []
+    conn, flipped = conn_record(flow, track)
+    return [("conn", conn), *app_records(conn, track, flipped)]
 
 
 def app_records(conn: Record, track: Track, flipped: bool) -> Iterator[tuple[str, Record]]:

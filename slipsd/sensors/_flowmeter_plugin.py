@@ -39,6 +39,7 @@ SNIFF_PACKETS = 4  # payload packets of a TCP flow looked at to find its protoco
 TLS_PACKETS = 12  # payload packets after the ClientHello looked at for the rest
 SSH_PACKETS = 6
 _LETTERS = ("SHDFRA", "shdfra")  # Zeek history letters: originator, responder
+_ACTIVE_EXPIRY = 1  # NFlow.expiration_id of a flow ended by the active timeout (0: idle)
 
 # Application handlers (ints so that a Track pickles without references to code).
 NONE, SNIFF, HTTP, TLS, SSH, DNS, DNS_TCP, DHCP = range(8)
@@ -48,7 +49,7 @@ class Track:
     """Everything the flowmeter learns about one flow packet by packet."""
 
     __slots__ = ("answered", "app", "buf", "buf_ts", "client", "errors", "hist", "icmp", "ipb0",
-                 "ipb1", "msgs", "pending", "seen", "tcp")
+                 "ipb1", "msgs", "orig", "pending", "seen", "tcp")
 
     def __init__(self) -> None:
         self.hist = ""
@@ -64,6 +65,9 @@ class Track:
         self.errors = 0
         self.msgs: list[tuple[str, dict[str, Any]]] = []
         self.pending: dict[int, dict[str, Any]] = {}
+        # (address, port) that began the connection this flow continues after an active
+        # timeout cut it; None for a flow that starts a connection.
+        self.orig: tuple[str, int] | None = None
 
     def add(self, kind: str, rec: dict[str, Any]) -> None:
         if len(self.msgs) < MAX_MESSAGES:
@@ -76,13 +80,29 @@ def _payload(pkt: Any) -> bytes:
     return pkt.ip_packet[off : off + size]  # type: ignore[no-any-return]
 
 
+def _endpoints(flow: Any) -> tuple[Any, ...]:
+    """What NFStream keys a flow by, whichever way its first packet went."""
+    ends = sorted(((flow.src_ip, flow.src_port), (flow.dst_ip, flow.dst_port)))
+    return (flow.protocol, flow.vlan_id, flow.tunnel_id, *ends)
+
+
 class ZeekTracker(nfstream.NFPlugin):  # type: ignore[misc]
     """NFPlugin filling ``flow.udps.track``."""
+
+    # (endpoints, originator) of the flow the active timeout just ended. NFStream opens the
+    # flow that continues it with the very packet that ended it, so the next on_init of the
+    # same meter is that continuation (live capture only: captures have no active timeout).
+    _cut: tuple[tuple[Any, ...], tuple[str, int]] | None = None
 
     def on_init(self, pkt: Any, flow: Any) -> None:
         track = flow.udps.track = Track()
         proto = flow.protocol
         try:
+            if self._cut is not None:
+                ends, orig = self._cut
+                self._cut = None
+                if ends == _endpoints(flow):
+                    track.orig = orig
             if proto == 6:
                 track.tcp = True
                 track.app = SNIFF
@@ -118,6 +138,11 @@ class ZeekTracker(nfstream.NFPlugin):  # type: ignore[misc]
 
     def on_expire(self, flow: Any) -> None:
         track: Track = flow.udps.track
+        if flow.expiration_id == _ACTIVE_EXPIRY:
+            try:
+                self._cut = (_endpoints(flow), _originator(flow, track))
+            except Exception:  # never let a packet kill the meter process (see above)
+                track.errors += 1
         if not track.buf:
             return
         try:  # a message head still being gathered when the flow ended: log what came
@@ -127,6 +152,15 @@ class ZeekTracker(nfstream.NFPlugin):  # type: ignore[misc]
                 _client_hello(track)
         except Exception:  # never let a packet kill the meter process (see above)
             track.errors += 1
+
+
+def _originator(flow: Any, track: Track) -> tuple[str, int]:
+    """(address, port) of the side that began the connection, as conn_record decides it."""
+    if track.orig is not None:
+        return track.orig
+    if track.tcp and track.hist.startswith("H"):  # first seen: the SYN-ACK
+        return flow.dst_ip, flow.dst_port
+    return flow.src_ip, flow.src_port
 
 
 def _history(track: Track, pkt: Any, letters: str) -> None:

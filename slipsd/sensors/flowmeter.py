@@ -32,7 +32,7 @@ from typing import IO, Any
 import nfstream  # type: ignore[import-untyped]
 
 from slipsd.sensors._flowmeter_capture import CaptureError, scan_capture
-from slipsd.sensors._flowmeter_conn import PROTOS, app_records, conn_record, make_uid
+from slipsd.sensors._flowmeter_conn import flow_records, make_uid
 from slipsd.sensors._flowmeter_dhcp import DhcpLog
 from slipsd.sensors._flowmeter_out import SortedLog
 from slipsd.sensors._flowmeter_plugin import Track, ZeekTracker
@@ -46,6 +46,11 @@ LOGS = ("conn", "dns", "http", "ssl", "ssh", "dhcp", "arp")
 # idle timeout, and cutting long quiet TCP sessions would hurt more than merging UDP.
 IDLE_TIMEOUT = 300
 ACTIVE_TIMEOUT = 10**9  # Zeek never cuts a connection for lasting long
+# NFStreamer settings of every flowmeter, from a capture or live: tunnels decoded (flows of
+# the inner addresses, as Zeek logs them), payload byte counts (accounting mode 3) as in
+# Zeek's orig_bytes/resp_bytes, nDPI on the first 20 packets, no statistics (unused).
+STREAMER_OPTIONS: dict[str, Any] = {"decode_tunnels": True, "accounting_mode": 3,
+                                    "n_dissections": 20, "statistical_analysis": False}
 _PR_SET_PDEATHSIG = 1
 _metering = False  # true while NFStream may fork meter processes from this process
 
@@ -171,9 +176,8 @@ def _meter(path: str, handle: IO[bytes], logs: dict[str, SortedLog], dhcp: DhcpL
     stats.damage = scan.damage
     try:
         streamer = nfstream.NFStreamer(
-            source=path, decode_tunnels=True, idle_timeout=IDLE_TIMEOUT,
-            active_timeout=ACTIVE_TIMEOUT, accounting_mode=3, udps=[ZeekTracker()],
-            n_dissections=20, statistical_analysis=False)
+            source=path, idle_timeout=IDLE_TIMEOUT, active_timeout=ACTIVE_TIMEOUT,
+            udps=[ZeekTracker()], **STREAMER_OPTIONS)
     except ValueError as exc:
         raise CaptureError(str(exc)) from exc
     with _metering_run():
@@ -194,13 +198,13 @@ def _add_flow(flow: Any, logs: dict[str, SortedLog], dhcp: DhcpLog,
     stats.flows += 1
     track: Track = flow.udps.track
     stats.parse_errors += track.errors
-    if flow.protocol not in PROTOS:
+    records = flow_records(flow, track)
+    if not records:
         stats.other_proto_flows += 1
         return
-    conn, flipped = conn_record(flow, track)
-    logs["conn"].add(conn)
-    for kind, rec in app_records(conn, track, flipped):
+    for kind, rec in records:
         logs[kind].add(rec)
+    uid = records[0][1]["uid"]
     for kind, msg in track.msgs:
         if kind == "dhcp":
-            dhcp.add(conn["uid"], msg)
+            dhcp.add(uid, msg)
