@@ -71,7 +71,7 @@ class Tally:
 
 def grade(count: int, threshold: int) -> tuple[str, float]:
     """Threat level and confidence: medium at the threshold, high and sure from 10x it."""
-    confidence = round(max(0.3, min(1.0, count / (10 * threshold))), 3)
+    confidence = round(max(0.5, min(1.0, count / (10 * threshold))), 3)
     return ("high" if count >= 10 * threshold else "medium"), confidence
 
 
