@@ -20,7 +20,7 @@ from slipsd.module_loader import ModuleRef, validate_modules
 from slipsd.notify import notify
 from slipsd.protocol import Code, ProtocolError
 from slipsd.redis_server import redis_spec
-from slipsd.runs import Runs
+from slipsd.runs import RunError, Runs
 from slipsd.sensors.zeek import SensorError
 from slipsd.store import RedisClient, Store, StoreUnavailable, connect
 from slipsd.supervision import Child, Policy, Supervisor
@@ -177,7 +177,10 @@ class Daemon:
                                 "analyze needs exactly one open file or folder descriptor")
         name = str(req.args.get("name") or "input")
         output = str(req.args.get("output") or "")
-        run = await self.runs.analyze(req.fds[0], name, output, req.progress)
+        try:
+            run = await self.runs.analyze(req.fds[0], name, output, req.progress)
+        except RunError as exc:
+            raise ProtocolError(Code.FAILED, f"analysis of {name} not started: {exc}") from exc
         if run.state == "failed":
             raise ProtocolError(Code.FAILED, f"analysis of {name} failed: {run.problem}")
         return run.info()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import secrets
 import sys
 import time
@@ -55,6 +56,10 @@ class Run:
         }
 
 
+class RunError(Exception):
+    """A run could not start; the message says why."""
+
+
 def new_run_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
@@ -78,32 +83,15 @@ class Runs:
         return child_env({"SLIPS_LOG_LEVEL": self.config.get_str("daemon", "log_level")})
 
     async def analyze(self, fd: int, source: str, output: str, progress: Progress) -> Run:
-        cfg = self.config
-        run = Run(new_run_id(), source, "", list(self.modules))
-        run.output = output or str(output_dir(cfg) / run.id)
-        Path(run.output).mkdir(parents=True, exist_ok=True)
-        self.runs[run.id] = run
-        store = Store(self.client, run.id)
-        await asyncio.to_thread(store.set_run_meta, source=source, output=run.output,
-                                started=run.started, modules=run.modules)
-        base = {"run_id": run.id, "redis_url": self.redis_url}
-        handler = self._start(run, "evidence", "evidence", 30, Restart.ON_FAILURE, {
-            **base, "output_dir": run.output, "threshold": alert_threshold(cfg),
-            "modules": run.modules,
-        })
-        for name, ref in self.modules.items():
-            self._start(run, f"module/{name}", "module", 20, Restart.ON_FAILURE, {
-                **base, "name": name, "path": ref.path, "entry_point": ref.entry_point,
-                "options": dict(cfg.module_sections.get(name, {})),
-                "home_networks": cfg.get_list("profiles", "home_networks"),
-            })
+        try:
+            run = await asyncio.to_thread(self._new_run, new_run_id(), source, output)
+        except OSError as exc:
+            os.close(fd)  # ours until the ingest child takes it
+            raise RunError(f"cannot create the output folder: {exc}") from exc
+        handler = self._start_readers(run, Restart.ON_FAILURE, live=False)
         self._start(run, "ingest", "ingest", 10, Restart.NEVER, {
-            **base, "source_name": source, "source_fd": fd, "zeek": self._capture_zeek(),
-            "width": cfg.get_float("profiles", "time_window_width"),
-            "direction": cfg.get_str("profiles", "analysis_direction"),
-            "batch_size": cfg.get_int("bus", "batch_size"),
-            "max_lag": cfg.get_int("bus", "max_lag"),
-            "readers": [*run.modules, "evidence"],
+            **self._ingest_spec(run), "source_name": source, "source_fd": fd,
+            "zeek": self._capture_zeek(),
         }, pass_fds=(fd,))
         listening = True
         while not handler.done:
@@ -128,23 +116,8 @@ class Runs:
         cfg = self.config
         zeek = find_zeek(cfg.get_str("sensors", "zeek"))
         sensor = choose_sensor(cfg.get_str("sensors", "sensor"), zeek)
-        run = Run(f"live-{new_run_id()}", "live", "", list(self.modules))
-        run.output = str(output_dir(cfg) / run.id)
-        Path(run.output).mkdir(parents=True, exist_ok=True)
-        self.runs[run.id] = run
-        Store(self.client, run.id).set_run_meta(source="live", output=run.output,
-                                                started=run.started, modules=run.modules)
-        base = {"run_id": run.id, "redis_url": self.redis_url}
-        self._start(run, "evidence", "evidence", 30, Restart.ALWAYS, {
-            **base, "output_dir": run.output, "threshold": alert_threshold(cfg),
-            "modules": run.modules, "live": True,
-        })
-        for name, ref in self.modules.items():
-            self._start(run, f"module/{name}", "module", 20, Restart.ALWAYS, {
-                **base, "name": name, "path": ref.path, "entry_point": ref.entry_point,
-                "options": dict(cfg.module_sections.get(name, {})),
-                "home_networks": cfg.get_list("profiles", "home_networks"),
-            })
+        run = self._new_run(f"live-{new_run_id()}", "live", "")
+        self._start_readers(run, Restart.ALWAYS, live=True)
         folders = []
         for interface in cfg.get_list("sensors", "interfaces"):
             folder = sensor_root / interface
@@ -164,14 +137,45 @@ class Runs:
             run.children.append(spec.name)
             self.supervisor.start(spec)
         self._start(run, "ingest", "ingest", 10, Restart.ALWAYS, {
-            **base, "source_name": "live", "follow_dirs": folders,
+            **self._ingest_spec(run), "source_name": "live", "follow_dirs": folders,
+        })
+        return run
+
+    def _new_run(self, run_id: str, source: str, output: str) -> Run:
+        run = Run(run_id, source, "", list(self.modules))
+        run.output = output or str(output_dir(self.config) / run.id)
+        Path(run.output).mkdir(parents=True, exist_ok=True)
+        self.runs[run.id] = run
+        Store(self.client, run.id).set_run_meta(source=source, output=run.output,
+                                                started=run.started, modules=run.modules)
+        return run
+
+    def _start_readers(self, run: Run, restart: Restart, live: bool) -> Child:
+        """The evidence handler and one host per module; returns the handler."""
+        cfg = self.config
+        base = {"run_id": run.id, "redis_url": self.redis_url}
+        handler = self._start(run, "evidence", "evidence", 30, restart, {
+            **base, "output_dir": run.output, "threshold": alert_threshold(cfg),
+            "modules": run.modules, "live": live,
+        })
+        for name, ref in self.modules.items():
+            self._start(run, f"module/{name}", "module", 20, restart, {
+                **base, "name": name, "path": ref.path, "entry_point": ref.entry_point,
+                "options": dict(cfg.module_sections.get(name, {})),
+                "home_networks": cfg.get_list("profiles", "home_networks"),
+            })
+        return handler
+
+    def _ingest_spec(self, run: Run) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "run_id": run.id, "redis_url": self.redis_url,
             "width": cfg.get_float("profiles", "time_window_width"),
             "direction": cfg.get_str("profiles", "analysis_direction"),
             "batch_size": cfg.get_int("bus", "batch_size"),
             "max_lag": cfg.get_int("bus", "max_lag"),
             "readers": [*run.modules, "evidence"],
-        })
-        return run
+        }
 
     def _capture_zeek(self) -> str:
         """The zeek to read captures with, per [sensors] sensor; "" for the flowmeter."""

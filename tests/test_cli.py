@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,18 @@ def test_analyze_zeek_json_from_standard_input(make_daemon: Any) -> None:
     assert run["source"] == "stdin"
     assert run["summary"]["flows"] == 366 and run["summary"]["bad_lines"] == 0
     assert run["summary"]["evidence_by_type"]["LONG_CONNECTION"] == 8
+
+
+def test_unwritable_output_folder_is_a_clear_error(make_daemon: Any, tmp_path: Path) -> None:
+    daemon: Daemon = make_daemon()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = runner.invoke(app, ["analyze", str(REPO / "samples" / "demo.pcap"),
+                                 "--output", str(blocker / "out"),
+                                 "--socket", str(daemon.socket)])
+    assert result.exit_code == 1
+    assert "not started: cannot create the output folder" in result.output
+    assert daemon.call("hello")["pid"] == daemon.proc.pid  # type: ignore[union-attr]
+    fds = os.listdir(f"/proc/{daemon.proc.pid}/fd")  # type: ignore[union-attr]
+    assert not any(os.readlink(f"/proc/{daemon.proc.pid}/fd/{fd}").endswith("demo.pcap")
+                   for fd in fds)  # the passed descriptor was closed
