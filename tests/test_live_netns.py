@@ -18,12 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
+
+from slipsctl.cli import app
 
 from conftest import Daemon, wait_for
 
-# nmap's default: 1000 ports. The scans module reports a vertical scan at 10, 100 and 1000
-# ports; the first two alone weigh 0.95, under the default alert threshold of 1.
-SCAN_PORTS = 1000
+# The scans module reports a vertical scan at 10 and again at 100 ports; together they
+# weigh 1.05, enough for an alert with the default threshold of 1.0.
+SCAN_PORTS = 150
 SCAN_TYPES = {"VERTICAL_PORT_SCAN", "HORIZONTAL_PORT_SCAN"}
 # The namespace connects to these ports of the host end, nothing else; a closed port
 # answers with a reset, an open one (unlikely) is just one flow fewer for the scan.
@@ -114,6 +117,8 @@ def test_a_port_scan_on_a_live_interface_becomes_an_alert(make_daemon: Any, veth
                         f"an alert with a port scan from {veth.ns_addr}")
     assert {e["victim"] for e in evidence if e["type"] == "VERTICAL_PORT_SCAN"} <= {
         veth.host_addr}
+    shown = CliRunner().invoke(app, ["alerts", "--socket", str(daemon.socket)])
+    assert shown.exit_code == 0 and f"ALERT {veth.ns_addr}" in shown.output
     conn_log = daemon.root / "state" / "sensors" / veth.host_if / "conn.log"
     assert f'"id.orig_h":"{veth.ns_addr}"' in conn_log.read_text()
     assert daemon.call("hello")["pid"] == daemon.proc.pid  # type: ignore[union-attr]
