@@ -108,7 +108,7 @@ class Daemon:
                 run = self.runs.start_live(state_dir(self.config) / "sensors")
                 log.info("live capture on %s: run %s",
                          ", ".join(self.config.get_list("sensors", "interfaces")), run.id)
-            except (NotImplementedError, SensorError) as exc:
+            except (SensorError, OSError, redis.RedisError) as exc:
                 # Analyses still work; status says why there is no live capture.
                 self.live_problem = str(exc)
                 log.error("no live capture: %s", exc)

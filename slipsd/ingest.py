@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from slipsd.store import Producer, Store, connect
 
 log = logging.getLogger(__name__)
 
+SAVE_SECONDS = 5.0  # live: longest time between saves of the read positions
 INGEST = "ingest"  # the name the ingest process reports ``done`` under
 ERRORS_LOGGED = 50  # bad lines logged one by one; all are counted
 
@@ -148,19 +150,23 @@ def run_live_ingest(spec: IngestSpec) -> int:
         log.warning("bad input line: %s", error)
         bad.append(str(error))
 
+    saved = time.monotonic()
     while not stop.is_set():
         records = follow.poll(on_error)
         # Files are read one after the other: order this poll's lines by time.
         records.sort(key=lambda r: r[0])
         for ts, channel, event in records:
             profiler.feed(ts, channel, event)
-        if not records:
-            # Idle: publish what is buffered now rather than when a batch fills.
+        # When idle, and every few seconds on a link that never is: publish what is
+        # buffered, and save where reading stopped so a restart does not count twice.
+        if not records or time.monotonic() - saved > SAVE_SECONDS:
             profiler.flush()
             store.set_run_meta(positions=follow.positions)
             store.record_errors(bad)
             store.add_counts({"bad_lines": len(bad)})
             bad.clear()
+            saved = time.monotonic()
+        if not records:
             wakeup.wait(spec.poll_seconds)
     wakeup.close()
     profiler.flush()

@@ -17,10 +17,12 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import redis
 
 from slipsd.config import Config, alert_threshold, output_dir
 from slipsd.events import TRAFFIC_CHANNELS
@@ -75,6 +77,7 @@ class Runs:
         self.config = config
         self.modules = modules
         self.runs: dict[str, Run] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # kept so they are not collected early
 
     def _argv(self, role: str, spec: dict[str, Any]) -> list[str]:
         return [sys.executable, "-m", "slipsd.child", role, json.dumps(spec)]
@@ -83,28 +86,37 @@ class Runs:
         return child_env({"SLIPS_LOG_LEVEL": self.config.get_str("daemon", "log_level")})
 
     async def analyze(self, fd: int, source: str, output: str, progress: Progress) -> Run:
+        run = Run(new_run_id(), source, "", list(self.modules))
+        run.output = output or str(output_dir(self.config) / run.id)
         try:
-            run = await asyncio.to_thread(self._new_run, new_run_id(), source, output)
-        except OSError as exc:
+            await asyncio.to_thread(self._prepare, run)
+        except (OSError, redis.RedisError) as exc:
             os.close(fd)  # ours until the ingest child takes it
             raise RunError(f"cannot create the output folder: {exc}") from exc
+        self.runs[run.id] = run  # only on the event loop: status iterates this dict
         handler = self._start_readers(run, Restart.ON_FAILURE, live=False)
         self._start(run, "ingest", "ingest", 10, Restart.NEVER, {
             **self._ingest_spec(run), "source_name": source, "source_fd": fd,
             "zeek": self._capture_zeek(),
         }, pass_fds=(fd,))
         listening = True
-        while not handler.done:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(handler.wait()), PROGRESS_INTERVAL)
-            if not handler.done and listening:
-                try:
-                    await progress(**await asyncio.to_thread(self._progress, run))
-                except (ConnectionError, OSError):
-                    # The client went away; the analysis still finishes and is recorded.
-                    listening = False
-                    log.info("run %s: client disconnected, finishing without it", run.id)
-        await self._finish(run, handler)
+        try:
+            while not handler.done:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(handler.wait()), PROGRESS_INTERVAL)
+                if not handler.done and listening:
+                    try:
+                        await progress(**await asyncio.to_thread(self._progress, run))
+                    except redis.RedisError as exc:
+                        log.warning("run %s: no progress report: %s", run.id, exc)
+                    except (ConnectionError, OSError):
+                        # The client went away; the analysis still finishes and is recorded.
+                        listening = False
+                        log.info("run %s: client disconnected, finishing without it", run.id)
+        finally:
+            # Whatever happened to the request, the run's children are stopped and it
+            # is recorded, so nothing is left half-running.
+            await self._finish(run, handler)
         return run
 
     def start_live(self, sensor_root: Path) -> Run:
@@ -116,7 +128,10 @@ class Runs:
         cfg = self.config
         zeek = find_zeek(cfg.get_str("sensors", "zeek"))
         sensor = choose_sensor(cfg.get_str("sensors", "sensor"), zeek)
-        run = self._new_run(f"live-{new_run_id()}", "live", "")
+        run = Run(f"live-{new_run_id()}", "live", "", list(self.modules))
+        run.output = str(output_dir(cfg) / run.id)
+        self._prepare(run)  # at start-up, before slipsd serves anyone: blocking is fine
+        self.runs[run.id] = run
         self._start_readers(run, Restart.ALWAYS, live=True)
         folders = []
         for interface in cfg.get_list("sensors", "interfaces"):
@@ -141,14 +156,11 @@ class Runs:
         })
         return run
 
-    def _new_run(self, run_id: str, source: str, output: str) -> Run:
-        run = Run(run_id, source, "", list(self.modules))
-        run.output = output or str(output_dir(self.config) / run.id)
+    def _prepare(self, run: Run) -> None:
+        """The run's output folder and metadata (blocking: run it in a thread)."""
         Path(run.output).mkdir(parents=True, exist_ok=True)
-        self.runs[run.id] = run
-        Store(self.client, run.id).set_run_meta(source=source, output=run.output,
+        Store(self.client, run.id).set_run_meta(source=run.source, output=run.output,
                                                 started=run.started, modules=run.modules)
-        return run
 
     def _start_readers(self, run: Run, restart: Restart, live: bool) -> Child:
         """The evidence handler and one host per module; returns the handler."""
@@ -223,15 +235,18 @@ class Runs:
             module = name.split("/", 1)[1]
             run.problem = f"module {module} failed: {child.last_exit}"
             log.error("run %s: %s", run.id, run.problem)
-            asyncio.get_running_loop().create_task(asyncio.to_thread(
-                _module_gave_up, store, module, child.last_exit))
+            self._background(asyncio.to_thread(_module_gave_up, store, module, child.last_exit))
         elif child.spec.role == "ingest" and child.done and child.returncode != 0:
             run.problem = f"reading the input failed: {child.last_exit}"
             log.error("run %s: %s", run.id, run.problem)
-            asyncio.get_running_loop().create_task(asyncio.to_thread(
-                _end_streams, store, child.last_exit))
+            self._background(asyncio.to_thread(_end_streams, store, child.last_exit))
         elif child.spec.role == "evidence" and child.state is State.FATAL:
             run.problem = f"evidence handler failed: {child.last_exit}"
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _finish(self, run: Run, handler: Child) -> None:
         store = Store(self.client, run.id)
@@ -261,13 +276,15 @@ class Runs:
         finished = sorted((r for r in self.runs.values() if r.state != "running"),
                           key=lambda r: r.finished or 0.0)
         for old in finished[: max(0, len(finished) - keep)]:
+            if self.runs.pop(old.id, None) is None:
+                continue  # another finishing run is removing it already
             removed = await asyncio.to_thread(Store(self.client, old.id).delete_run)
-            del self.runs[old.id]
             log.info("run %s: removed %d keys from Redis (keep_runs = %d)", old.id, removed, keep)
 
 
 def _module_gave_up(store: Store, module: str, why: str) -> None:
-    store.mark_ready(module)  # so the ingest does not wait for it
+    store.mark_ready(module)  # so the ingest does not wait for it to start...
+    store.drop_reader(f"module:{module}", TRAFFIC_CHANNELS)  # ...nor to catch up
     store.publish_module_done(module, failed=why)
 
 

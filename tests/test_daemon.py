@@ -386,3 +386,16 @@ def test_demo_capture_tells_its_stories(make_daemon: Any, tmp_path: Path) -> Non
     assert ("LONG_CONNECTION", "192.168.56.101") in found  # the 28-minute session
     assert [a["profile"] for a in store.alerts()] == ["192.168.56.103"]
     assert run["summary"]["bad_lines"] == 0
+
+
+def test_a_module_that_goes_fatal_does_not_hang_the_run(make_daemon: Any, tmp_path: Path) -> None:
+    folder = long_conn_log(tmp_path / "logs", n=20_000)
+    conf = module_dirs_conf("long_connection, crasher",
+                            "[bus]\nmax_lag = 2\n[supervision]\nbackoff_initial = 0.05\n"
+                            "backoff_max = 0.1\nfatal_after = 3\n")
+    daemon: Daemon = make_daemon(conf)
+    run = daemon.analyze(folder, tmp_path / "out")  # returns: backpressure let go of it
+    assert run["summary"]["flows"] == 20_000
+    assert run["summary"]["evidence_by_type"]["LONG_CONNECTION"] == 200
+    assert run["summary"]["modules_failed"]["crasher"] == "exit status 3"
+    assert "module crasher failed" in run["problem"]

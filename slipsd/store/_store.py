@@ -303,6 +303,14 @@ class Store:
     def alerts(self) -> list[dict[str, Any]]:
         return [json.loads(v) for v in self.redis.lrange(self.key("alerts"), 0, -1)]
 
+    def drop_reader(self, group: str, channels: Iterable[str]) -> None:
+        """Forget a consumer group that will never read again (its module went fatal),
+        so that backpressure does not wait for it forever."""
+        pipe = self.redis.pipeline(transaction=False)
+        for channel in channels:
+            command(pipe, "XGROUP", "DESTROY", self.key("stream", channel), group)
+        pipe.execute(raise_on_error=False)
+
     def delete_run(self) -> int:
         """Remove every key of this run; returns how many were removed."""
         removed = 0
