@@ -123,9 +123,13 @@ def analyze(
     try:
         with _connect(socket_path) as client:
             client.settimeout(None)  # an analysis takes as long as it takes
-            client.send("analyze", args, fds=[fd])
-            os.close(fd)
-            final = _follow(client, show=not as_json and sys.stderr.isatty())
+            try:
+                client.send("analyze", args, fds=[fd])
+                final = _follow(client, show=not as_json and sys.stderr.isatty())
+            except ConnectionError as exc:
+                _fail(f"lost slipsd during the analysis: {exc}")
+            finally:
+                os.close(fd)
     finally:
         if private is not None:
             private.stop()
@@ -147,6 +151,8 @@ def _refused(path: str) -> bool:
     try:
         Client(path, timeout=2).close()
         return False
+    except PermissionError:
+        _fail(f"permission denied on {path} (are you in the slips group?)", EXIT_DENIED)
     except OSError:
         return True
 
@@ -239,5 +245,8 @@ def stop(socket: Optional[str] = SOCKET_OPTION) -> None:
 @app.command(help=COMMANDS["hello"].help)
 def hello(socket: Optional[str] = SOCKET_OPTION) -> None:
     with _connect(socket) as client:
-        result = client.call("hello")
+        try:
+            result = client.call("hello")
+        except ProtocolError as exc:
+            _error_exit(exc)
     typer.echo(f"slipsd {result['version']} (pid {result['pid']}, protocol {result['protocol']})")

@@ -123,6 +123,7 @@ class Daemon:
             except StoreUnavailable as exc:
                 if time.monotonic() >= deadline:
                     raise StartupError(f"{exc} (gave up after {timeout:g}s)") from exc
+                await asyncio.sleep(0.05)  # redis-server may still be binding its socket
 
     async def shutdown(self) -> None:
         notify(stopping=1)

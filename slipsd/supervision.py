@@ -22,6 +22,7 @@ import enum
 import logging
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -213,8 +214,9 @@ class Supervisor:
                 stdout=pipe, stderr=asyncio.subprocess.STDOUT if pipe else None, cwd=spec.cwd,
                 start_new_session=True, preexec_fn=_die_with_parent,
             )
-        except OSError as exc:
-            child.last_exit = f"cannot start {spec.argv[0]}: {exc.strerror or exc}"
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            child.last_exit = f"cannot start {spec.argv[0]}: {reason}"
             child.returncode = None
             return 127
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -131,6 +132,9 @@ def test_unwritable_output_folder_is_a_clear_error(make_daemon: Any, tmp_path: P
     assert result.exit_code == 1
     assert "not started: cannot create the output folder" in result.output
     assert daemon.call("hello")["pid"] == daemon.proc.pid  # type: ignore[union-attr]
-    fds = os.listdir(f"/proc/{daemon.proc.pid}/fd")  # type: ignore[union-attr]
-    assert not any(os.readlink(f"/proc/{daemon.proc.pid}/fd/{fd}").endswith("demo.pcap")
-                   for fd in fds)  # the passed descriptor was closed
+    folder = f"/proc/{daemon.proc.pid}/fd"  # type: ignore[union-attr]
+    targets = []
+    for fd in os.listdir(folder):
+        with contextlib.suppress(FileNotFoundError):  # closed while we looked
+            targets.append(os.readlink(f"{folder}/{fd}"))
+    assert not any(t.endswith("demo.pcap") for t in targets)  # the passed fd was closed

@@ -97,7 +97,10 @@ def open_fd(fd: int, name: str, zeek: str = "") -> Input:
         return StreamInput(fd, name)
     if not stat.S_ISREG(mode):
         raise InputError(f"{name}: neither a folder, a regular file nor a pipe")
-    head = os.pread(fd, HEAD_BYTES, 0)
+    try:
+        head = os.pread(fd, HEAD_BYTES, 0)
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read: {exc.strerror}") from exc
     module = _choose(head, name)
     if zeek and module.NAME == "pcap":
         return module.from_fd(fd, name, zeek=zeek)  # type: ignore[no-any-return]

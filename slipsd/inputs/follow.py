@@ -98,7 +98,10 @@ class FollowInput:
             return str(os.stat(tracked.path).st_ino) == inode
         except FileNotFoundError:
             # Renamed by rotation: look for it under another name in its folder.
-            return any(str(e.inode()) == inode for e in os.scandir(tracked.path.parent))
+            try:
+                return any(str(e.inode()) == inode for e in os.scandir(tracked.path.parent))
+            except FileNotFoundError:
+                return False  # the whole folder is gone
 
     def _read(self, tracked: _Tracked, on_error: Callable[[LineError], None]) -> Iterable[Record]:
         out: list[Record] = []
