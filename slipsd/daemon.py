@@ -61,8 +61,11 @@ class Daemon:
     async def run(self) -> int:
         try:
             await self._start()
-        except StartupError as exc:
+        except (StartupError, OSError) as exc:
+            # OSError: the runtime dir or the socket cannot be made (permissions...).
             log.error("%s", exc)
+            if self._server is not None:
+                await self._server.close()
             await self.supervisor.stop_all()
             return 1
         loop = asyncio.get_running_loop()

@@ -399,3 +399,15 @@ def test_a_module_that_goes_fatal_does_not_hang_the_run(make_daemon: Any, tmp_pa
     assert run["summary"]["evidence_by_type"]["LONG_CONNECTION"] == 200
     assert run["summary"]["modules_failed"]["crasher"] == "exit status 3"
     assert "module crasher failed" in run["problem"]
+
+
+def test_unusable_runtime_dir_is_a_clear_error(make_daemon: Any, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    daemon: Daemon = make_daemon(start=False)
+    daemon.config.parent.joinpath("slips.d", "60-run.conf").write_text(
+        f"[daemon]\nruntime_dir = {blocker}/run\n")
+    proc = subprocess.run([sys.executable, "-m", "slipsd", "--config", str(daemon.config)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "not-a-dir" in proc.stderr and "Traceback" not in proc.stderr
