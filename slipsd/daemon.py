@@ -17,7 +17,7 @@ from slipsd import __version__, protocol
 from slipsd.config import Config, runtime_dir, state_dir
 from slipsd.control import ControlServer, Request, socket_answers
 from slipsd.module_loader import ModuleRef, validate_modules
-from slipsd.notify import notify
+from slipsd.notify import notify, watchdog_interval
 from slipsd.protocol import Code, ProtocolError
 from slipsd.redis_server import redis_spec
 from slipsd.runs import RunError, Runs
@@ -26,6 +26,8 @@ from slipsd.store import RedisClient, Store, StoreUnavailable, connect
 from slipsd.supervision import Child, Policy, Supervisor
 
 log = logging.getLogger(__name__)
+
+STATUS_EVERY = 10.0  # seconds between STATUS= checks when there is no watchdog
 
 
 class StartupError(Exception):
@@ -57,6 +59,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._server: ControlServer | None = None
         self.live_problem = ""
+        self._heartbeat_task: asyncio.Task[None] | None = None
 
     async def run(self) -> int:
         try:
@@ -71,7 +74,8 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
-        notify(ready=1, status=f"serving on {self.socket_path}")
+        notify(ready=1, status=self._summary())
+        self._heartbeat_task = asyncio.create_task(self._heartbeat(watchdog_interval()))
         log.info("slipsd %s ready on %s", __version__, self.socket_path)
         await self._stop.wait()
         await self.shutdown()
@@ -128,7 +132,31 @@ class Daemon:
                     raise StartupError(f"{exc} (gave up after {timeout:g}s)") from exc
                 await asyncio.sleep(0.05)  # redis-server may still be binding its socket
 
+    def _summary(self) -> str:
+        """One line for systemd's STATUS=."""
+        runs = len(self.runs.runs) if self.runs is not None else 0
+        line = f"serving on {self.socket_path}; runs: {runs}; modules: {len(self.modules)}"
+        if self.live_problem:
+            line += f"; no live capture: {self.live_problem.splitlines()[0]}"
+        return line
+
+    async def _heartbeat(self, watchdog: float | None) -> None:
+        """WATCHDOG=1 every ``watchdog`` seconds, sent from the event loop so that a
+        wedged loop gets us restarted; STATUS= again whenever the summary changed."""
+        last_status = self._summary()
+        while True:
+            await asyncio.sleep(min(watchdog or STATUS_EVERY, STATUS_EVERY))
+            fields: dict[str, str | int] = {"watchdog": 1} if watchdog else {}
+            if (status := self._summary()) != last_status:
+                fields["status"] = last_status = status
+            if fields:
+                notify(**fields)
+
     async def shutdown(self) -> None:
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
         notify(stopping=1)
         log.info("stopping")
         if self._server is not None:

@@ -20,3 +20,16 @@ def notify(**fields: str | int) -> bool:
         except OSError:
             return False
     return True
+
+
+def watchdog_interval() -> float | None:
+    """Seconds between WATCHDOG=1 pings (half of $WATCHDOG_USEC), None when not asked for."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if not usec or (pid and pid != str(os.getpid())):
+        return None  # not set, or meant for another process
+    try:
+        value = int(usec)
+    except ValueError:
+        return None
+    return value / 2_000_000 if value > 0 else None
