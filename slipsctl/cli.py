@@ -232,6 +232,28 @@ def alerts(
             typer.echo(f"    {item['type']} -> {item['victim'] or '-'}: {item['description']}")
 
 
+@app.command(help=COMMANDS["reload"].help)
+def reload(socket: Optional[str] = SOCKET_OPTION, as_json: bool = JSON_OPTION) -> None:
+    with _connect(socket) as client:
+        client.settimeout(120)  # restarting readers of the live run can take a while
+        try:
+            result = client.call("reload")
+        except ProtocolError as exc:
+            _error_exit(exc)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    if not result["changed"]:
+        typer.echo("configuration unchanged")
+        return
+    for key, values in result["changed"].items():
+        typer.echo(f"{key}: {values['old']!r} -> {values['new']!r}")
+    for label in ("modules_started", "modules_stopped", "modules_reconfigured",
+                  "sensors_added", "sensors_removed", "needs_restart"):
+        if result[label]:
+            typer.echo(f"{label.replace('_', ' ')}: {', '.join(result[label])}")
+
+
 @app.command(help=COMMANDS["stop"].help)
 def stop(socket: Optional[str] = SOCKET_OPTION) -> None:
     with _connect(socket) as client:

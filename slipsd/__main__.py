@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("info")
     log = logging.getLogger("slipsd")
     try:
-        config = load(config_path, _overrides(args.set))
+        overrides = _overrides(args.set)
+        config = load(config_path, overrides)
         if args.check_config:
             from slipsd.module_loader import validate_modules
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from slipsd.daemon import run_daemon
 
-    return run_daemon(config, config_path)
+    return run_daemon(config, config_path, overrides)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,13 @@ from typing import Any
 import redis
 
 from slipsd import __version__, protocol
-from slipsd.config import Config, runtime_dir, state_dir
+from slipsd.config import Config, ConfigError, load, runtime_dir, state_dir
 from slipsd.control import ControlServer, Request, socket_answers
 from slipsd.module_loader import ModuleRef, validate_modules
 from slipsd.notify import notify, watchdog_interval
 from slipsd.protocol import Code, ProtocolError
 from slipsd.redis_server import redis_spec
+from slipsd.reload import diff
 from slipsd.runs import RunError, Runs
 from slipsd.sensors.zeek import SensorError
 from slipsd.store import RedisClient, Store, StoreUnavailable, connect
@@ -45,9 +46,12 @@ def policy_from(config: Config) -> Policy:
 
 
 class Daemon:
-    def __init__(self, config: Config, config_path: Path) -> None:
+    def __init__(self, config: Config, config_path: Path,
+                 overrides: dict[str, dict[str, str]] | None = None) -> None:
         self.config = config
         self.config_path = config_path
+        self.overrides = overrides or {}  # --set values, kept across reloads
+        self._reloading = asyncio.Lock()
         self.runtime_dir = runtime_dir(config)
         self.socket_path = self.runtime_dir / protocol.SOCKET_NAME
         self.supervisor = Supervisor(policy_from(config), on_change=self._on_child_change)
@@ -74,6 +78,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         notify(ready=1, status=self._summary())
         self._heartbeat_task = asyncio.create_task(self._heartbeat(watchdog_interval()))
         log.info("slipsd %s ready on %s", __version__, self.socket_path)
@@ -104,9 +109,10 @@ class Daemon:
             self.client = await self._connect(self.redis_url, timeout, child)
             self.supervisor.confirm_running(spec.name)
         self.runs = Runs(self.supervisor, self.client, self.redis_url, self.config, self.modules)
+        self.runs.sensor_root = state_dir(self.config) / "sensors"
         self._server = ControlServer(self.socket_path, {
             "hello": self._hello, "status": self._status, "analyze": self._analyze,
-            "alerts": self._alerts, "stop": self._stop_cmd,
+            "alerts": self._alerts, "reload": self._reload_cmd, "stop": self._stop_cmd,
         })
         await self._server.start()
         self.live_problem = ""
@@ -240,12 +246,49 @@ class Daemon:
             alert["evidence"] = [evidence[e] for e in alert["evidence"] if e in evidence]
         return {"run": run_id, "alerts": alerts}
 
+    def _on_sighup(self) -> None:
+        async def reload() -> None:
+            try:
+                result = await self.reload()
+                log.info("reloaded on SIGHUP: %s", ", ".join(result["changed"]) or "no change")
+            except ProtocolError as exc:
+                log.error("SIGHUP: configuration not reloaded: %s", exc.message)
+
+        self._sighup_task = asyncio.get_running_loop().create_task(reload())
+
+    async def _reload_cmd(self, req: Request) -> dict[str, Any]:
+        return await self.reload()
+
+    async def reload(self) -> dict[str, Any]:
+        """Validate the configuration on disk; apply it only when valid, as a diff."""
+        async with self._reloading:
+            try:
+                new = await asyncio.to_thread(load, self.config_path, self.overrides)
+                modules = await asyncio.to_thread(validate_modules, new)
+            except ConfigError as exc:
+                raise ProtocolError(Code.INVALID_CONFIG,
+                                    "configuration rejected, the running one stays:\n"
+                                    + "\n".join(exc.problems)) from None
+            change = diff(self.config, new)
+            if change.empty:
+                return change.summary()
+            notify(reloading=1, monotonic_usec=time.monotonic_ns() // 1000)
+            try:
+                assert self.runs is not None
+                self.config, self.modules = new, modules
+                await self.runs.apply(new, modules, change)
+            finally:
+                notify(ready=1, status=self._summary())
+            log.info("configuration reloaded: %s", ", ".join(change.changed))
+            return change.summary()
+
     async def _stop_cmd(self, req: Request) -> dict[str, Any]:
         asyncio.get_running_loop().call_soon(self._stop.set)
         return {"stopping": True}
 
 
-def run_daemon(config: Config, config_path: Path) -> int:
+def run_daemon(config: Config, config_path: Path,
+               overrides: dict[str, dict[str, str]] | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(Daemon(config, config_path).run())
+        return asyncio.run(Daemon(config, config_path, overrides).run())
     return 130

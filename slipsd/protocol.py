@@ -38,6 +38,7 @@ class Code:
     NOT_FOUND: Final = "not_found"
     FAILED: Final = "failed"
     INTERNAL: Final = "internal"
+    INVALID_CONFIG: Final = "invalid_config"
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ COMMANDS: Final[dict[str, Command]] = {
             args={"run": "run id (default: the live run, else the latest run)",
                   "limit": "at most this many, the newest (default 100)"},
         ),
+        Command("reload", "Validate the configuration files and apply them as a diff; an "
+                "invalid configuration is rejected and the running one stays.", mutating=True),
         Command("stop", "Stop the daemon and all its children.", mutating=True),
     )
 }

@@ -28,6 +28,7 @@ from slipsd.config import Config, alert_threshold, output_dir
 from slipsd.events import TRAFFIC_CHANNELS
 from slipsd.ingest import INGEST
 from slipsd.module_loader import ModuleRef
+from slipsd.reload import ConfigDiff
 from slipsd.store import Producer, RedisClient, Store
 from slipsd.supervision import Child, ProcessSpec, Restart, State, Supervisor, child_env
 
@@ -78,6 +79,7 @@ class Runs:
         self.modules = modules
         self.runs: dict[str, Run] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # kept so they are not collected early
+        self.sensor_root = Path("sensors")  # set by the daemon: <state_dir>/sensors
 
     def _argv(self, role: str, spec: dict[str, Any]) -> list[str]:
         return [sys.executable, "-m", "slipsd.child", role, json.dumps(spec)]
@@ -122,20 +124,26 @@ class Runs:
     def start_live(self, sensor_root: Path) -> Run:
         """The live run: a sensor per interface, the readers, and an ingest that follows
         the sensors' folders. Everything restarts on failure; it ends when slipsd stops."""
+        self.sensor_root = sensor_root
+        run = Run(f"live-{new_run_id()}", "live", "", list(self.modules))
+        run.output = str(output_dir(self.config) / run.id)
+        self._prepare(run)  # at start-up, before slipsd serves anyone: blocking is fine
+        self.runs[run.id] = run
+        self._start_readers(run, Restart.ALWAYS, live=True)
+        self._start_live_inputs(run)
+        return run
+
+    def _start_live_inputs(self, run: Run) -> None:
+        """The sensors and the ingest that follows their folders."""
         from slipsd.sensors.flowmeter_live import live_flowmeter_spec
         from slipsd.sensors.zeek import choose_sensor, find_zeek, live_spec, scripts_dir
 
         cfg = self.config
         zeek = find_zeek(cfg.get_str("sensors", "zeek"))
         sensor = choose_sensor(cfg.get_str("sensors", "sensor"), zeek)
-        run = Run(f"live-{new_run_id()}", "live", "", list(self.modules))
-        run.output = str(output_dir(cfg) / run.id)
-        self._prepare(run)  # at start-up, before slipsd serves anyone: blocking is fine
-        self.runs[run.id] = run
-        self._start_readers(run, Restart.ALWAYS, live=True)
         folders = []
         for interface in cfg.get_list("sensors", "interfaces"):
-            folder = sensor_root / interface
+            folder = self.sensor_root / interface
             folders.append(str(folder))
             if sensor == "zeek" and zeek is not None:
                 spec = live_spec(zeek, interface, folder,
@@ -154,7 +162,45 @@ class Runs:
         self._start(run, "ingest", "ingest", 10, Restart.ALWAYS, {
             **self._ingest_spec(run), "source_name": "live", "follow_dirs": folders,
         })
-        return run
+
+    async def apply(self, config: Config, modules: dict[str, ModuleRef],
+                    change: ConfigDiff) -> None:
+        """A reloaded configuration: new analyses use it at once; the live run is
+        changed as little as the diff allows (each restarted reader replays its run,
+        so nothing is lost or counted twice)."""
+        self.config, self.modules = config, modules
+        live = next((r for r in self.runs.values()
+                     if r.source == "live" and r.state == "running"), None)
+        if live is None:
+            if config.get_list("sensors", "interfaces"):
+                self.start_live(self.sensor_root)
+            return
+        if not config.get_list("sensors", "interfaces"):
+            await self._stop_children(live, live.children)
+            live.state, live.finished = "finished", time.time()
+            return
+        store = Store(self.client, live.id)
+        for name in [*change.modules_stopped, *change.modules_reconfigured]:
+            await self._stop_children(live, [f"{live.id}/module/{name}"])
+            await asyncio.to_thread(store.drop_reader, f"module:{name}", TRAFFIC_CHANNELS)
+        for name in [*change.modules_started, *change.modules_reconfigured]:
+            self._start_module(live, name, modules[name], Restart.ALWAYS)
+        live.modules = list(modules)
+        keys = change.changed.keys()
+        if any(k.startswith(("alerts.", "profiles.")) for k in keys):
+            await self._stop_children(live, [f"{live.id}/evidence"])
+            self._start_evidence(live, Restart.ALWAYS, live=True)
+        if any(k.startswith(("sensors.", "profiles.", "bus.")) for k in keys):
+            sensors = [c for c in live.children if c.startswith("sensor/")]
+            await self._stop_children(live, [*sensors, f"{live.id}/ingest"])
+            self._start_live_inputs(live)
+
+    async def _stop_children(self, run: Run, names: list[str]) -> None:
+        await self.supervisor.stop_many(names)
+        for name in names:
+            self.supervisor.forget(name)
+            if name in run.children:
+                run.children.remove(name)
 
     def _prepare(self, run: Run) -> None:
         """The run's output folder and metadata (blocking: run it in a thread)."""
@@ -164,19 +210,24 @@ class Runs:
 
     def _start_readers(self, run: Run, restart: Restart, live: bool) -> Child:
         """The evidence handler and one host per module; returns the handler."""
-        cfg = self.config
-        base = {"run_id": run.id, "redis_url": self.redis_url}
-        handler = self._start(run, "evidence", "evidence", 30, restart, {
-            **base, "output_dir": run.output, "threshold": alert_threshold(cfg),
-            "modules": run.modules, "live": live,
-        })
+        handler = self._start_evidence(run, restart, live)
         for name, ref in self.modules.items():
-            self._start(run, f"module/{name}", "module", 20, restart, {
-                **base, "name": name, "path": ref.path, "entry_point": ref.entry_point,
-                "options": dict(cfg.module_sections.get(name, {})),
-                "home_networks": cfg.get_list("profiles", "home_networks"),
-            })
+            self._start_module(run, name, ref, restart)
         return handler
+
+    def _start_evidence(self, run: Run, restart: Restart, live: bool) -> Child:
+        return self._start(run, "evidence", "evidence", 30, restart, {
+            "run_id": run.id, "redis_url": self.redis_url, "output_dir": run.output,
+            "threshold": alert_threshold(self.config), "modules": run.modules, "live": live,
+        })
+
+    def _start_module(self, run: Run, name: str, ref: ModuleRef, restart: Restart) -> Child:
+        return self._start(run, f"module/{name}", "module", 20, restart, {
+            "run_id": run.id, "redis_url": self.redis_url, "name": name, "path": ref.path,
+            "entry_point": ref.entry_point,
+            "options": dict(self.config.module_sections.get(name, {})),
+            "home_networks": self.config.get_list("profiles", "home_networks"),
+        })
 
     def _ingest_spec(self, run: Run) -> dict[str, Any]:
         cfg = self.config

@@ -116,6 +116,18 @@ class Daemon:
             self.notifications.append(self._notify.recv(4096).decode())
         return any("READY=1" in n.splitlines() for n in self.notifications)
 
+    def drain_notifications(self) -> list[str]:
+        """sd_notify messages received since start-up, without waiting."""
+        self._notify.setblocking(False)
+        try:
+            while True:
+                self.notifications.append(self._notify.recv(4096).decode())
+        except BlockingIOError:
+            pass
+        finally:
+            self._notify.settimeout(0.05)
+        return self.notifications
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 

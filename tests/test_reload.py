@@ -1,0 +1,68 @@
+"""slipsctl reload and SIGHUP: validate first, keep the running config when invalid,
+apply a valid one as a diff to the live run without restarting the daemon."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from test_live import live_conf
+from typer.testing import CliRunner
+
+from slipsctl.cli import app
+
+from conftest import Daemon, wait_for
+
+runner = CliRunner()
+
+
+def drop_in(daemon: Daemon, text: str) -> None:
+    (daemon.config.parent / "slips.d" / "70-reload.conf").write_text(text)
+
+
+def module_hosts(daemon: Daemon) -> set[str]:
+    return {c["name"].rsplit("/", 1)[1] for c in daemon.children("module") if c["pid"]}
+
+
+def test_invalid_config_is_rejected_and_the_old_one_stays(make_daemon: Any) -> None:
+    daemon: Daemon = make_daemon(live_conf())
+    before = wait_for(lambda: module_hosts(daemon), 30, "the live module hosts")
+    drop_in(daemon, "[alerts]\nthreshold = lots\n")
+    out = runner.invoke(app, ["reload", "--socket", str(daemon.socket)])
+    assert out.exit_code == 1
+    assert "70-reload.conf: [alerts] threshold" in out.output
+    assert "running one stays" in out.output
+    assert module_hosts(daemon) == before
+    assert daemon.call("hello")["pid"] == daemon.proc.pid  # type: ignore[union-attr]
+
+
+def test_valid_config_is_applied_as_a_diff(make_daemon: Any) -> None:
+    daemon: Daemon = make_daemon(live_conf())
+    wait_for(lambda: "long_connection" in module_hosts(daemon), 30, "the live module hosts")
+    sensor_pid = daemon.children("sensor")[0]["pid"]
+    drop_in(daemon, "[modules]\nenabled = long_connection, scans, template\n"
+                    "[long_connection]\nthreshold = 600\n")
+    out = runner.invoke(app, ["reload", "--socket", str(daemon.socket)])
+    assert out.exit_code == 0, out.output
+    assert "modules started: template" in out.output
+    assert "modules stopped: flows, arp, tunnels, correlation, logins" in out.output
+    assert "modules reconfigured: long_connection" in out.output
+    assert "long_connection.threshold" in out.output
+    wait_for(lambda: module_hosts(daemon) == {"long_connection", "scans", "template"}, 30,
+             "the module hosts to follow the new config")
+    assert daemon.children("sensor")[0]["pid"] == sensor_pid  # untouched by the diff
+    notes = [line for n in daemon.drain_notifications() for line in n.splitlines()]
+    assert any(line.startswith("MONOTONIC_USEC=") for line in notes)
+    assert notes.index("RELOADING=1") < len(notes) - 1 - notes[::-1].index("READY=1")
+    again = runner.invoke(app, ["reload", "--socket", str(daemon.socket)])
+    assert again.output.strip() == "configuration unchanged"
+
+
+def test_sighup_reloads_too(make_daemon: Any) -> None:
+    daemon: Daemon = make_daemon(live_conf())
+    wait_for(lambda: "scans" in module_hosts(daemon), 30, "the live module hosts")
+    drop_in(daemon, "[modules]\nenabled = scans\n")
+    os.kill(daemon.proc.pid, signal.SIGHUP)  # type: ignore[union-attr]
+    wait_for(lambda: module_hosts(daemon) == {"scans"}, 30, "the reload on SIGHUP")
+    assert "reloaded on SIGHUP" in daemon.log_text()
