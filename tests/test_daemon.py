@@ -411,3 +411,29 @@ def test_unusable_runtime_dir_is_a_clear_error(make_daemon: Any, tmp_path: Path)
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "not-a-dir" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sigterm_during_an_analysis_leaves_no_process(make_daemon: Any, tmp_path: Path) -> None:
+    folder = long_conn_log(tmp_path / "logs", n=50_000)
+    daemon: Daemon = make_daemon("[bus]\nmax_lag = 2\n[supervision]\nstop_timeout = 3\n")
+    def analyze() -> None:
+        with contextlib.suppress(protocol.ProtocolError, ConnectionError):
+            daemon.analyze(folder, tmp_path / "out")  # cut short by the stop
+
+    worker = threading.Thread(target=analyze, daemon=True)
+    worker.start()
+    # Held in the middle of the run, its ingest frozen by SIGSTOP: it cannot even obey
+    # SIGTERM, so the stop must escalate to SIGKILL within the deadline.
+    with paused_input(daemon, "long_connection"):
+        pids = [c["pid"] for c in daemon.children() if c["pid"]]
+        assert len(pids) >= 10  # redis, ingest, seven module hosts, the evidence handler
+        assert daemon.stop(timeout=30) == 0
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_for(lambda: all(gone(pid) for pid in pids), 10, "every child to be gone")
