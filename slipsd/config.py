@@ -104,6 +104,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
                            "$RUNTIME_DIRECTORY, else /run/slips"),
         "state_dir": Key(str, "", "empty: $STATE_DIRECTORY, else /var/lib/slips"),
         "log_level": Key(_choice("debug", "info", "warning", "error"), "info", "daemon log level"),
+        "socket_group": Key(str, "slips", "group of the control socket (mode 0660): its "
+                            "members may use read-only commands"),
+        "admin_group": Key(str, "", "members may also use changing commands (analyze, "
+                           "reload, stop); root and slipsd's own user always may"),
     },
     "database": {
         "url": Key(_redis_url, "", "external Redis (redis://, unix://); empty: start an "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import json
 import logging
 import os
@@ -58,7 +59,8 @@ def peer_of(sock: socket.socket) -> Peer:
 
 
 class ControlServer:
-    def __init__(self, path: Path, handlers: dict[str, Handler], mode: int = 0o660) -> None:
+    def __init__(self, path: Path, handlers: dict[str, Handler], mode: int = 0o660,
+                 group: str = "", admin_group: str = "") -> None:
         missing = set(protocol.COMMANDS) - set(handlers)
         extra = set(handlers) - set(protocol.COMMANDS)
         if missing or extra:
@@ -67,6 +69,13 @@ class ControlServer:
         self.path = path
         self.handlers = handlers
         self.mode = mode
+        # Who may connect: the socket's group (file permissions decide). Who may change
+        # things: root, the daemon's own user, and members of the admin group.
+        self.gid = _gid(group) if group else None
+        self.admin_gid = _gid(admin_group) if admin_group else None
+        if group and self.gid is None:
+            log.warning("group %r does not exist: the control socket keeps slipsd's group",
+                        group)
         self._sock: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
         self._clients: set[asyncio.Task[None]] = set()
@@ -77,6 +86,11 @@ class ControlServer:
             self.path.unlink()  # stale: the caller has checked nobody answers on it
         sock.bind(str(self.path))
         os.chmod(self.path, self.mode)
+        if self.gid is not None:
+            os.chown(self.path, -1, self.gid)
+            # The group must also be able to reach the socket through its folder.
+            with contextlib.suppress(PermissionError):
+                os.chown(self.path.parent, -1, self.gid)
         sock.listen(64)
         sock.setblocking(False)
         self._sock = sock
@@ -140,6 +154,13 @@ class ControlServer:
                     os.close(fd)
             conn.close()
 
+    def _may_change(self, peer: Peer) -> bool:
+        if peer.uid in (0, os.getuid()):
+            return True
+        if self.admin_gid is None:
+            return False
+        return peer.gid == self.admin_gid or self.admin_gid in peer_groups(peer.pid)
+
     async def _dispatch(
         self, line: bytes, peer: Peer, fds: list[int],
         send: Callable[[dict[str, Any]], Awaitable[None]],
@@ -149,9 +170,10 @@ class ControlServer:
             message = protocol.parse_request(line)
             ident = message.get("id")
             command = protocol.COMMANDS[message["cmd"]]
-            if command.mutating and peer.uid not in (0, os.getuid()):
+            if command.mutating and not self._may_change(peer):
                 raise ProtocolError(Code.PERMISSION_DENIED,
-                                    f"{command.name} needs root or the daemon's user")
+                                    f"{command.name} needs root, the daemon's user or the "
+                                    "admin group")
             if fds and not command.takes_fd:
                 raise ProtocolError(Code.BAD_REQUEST, f"{command.name} takes no descriptors")
             req = Request(ident, command.name, message.get("args", {}), peer, fds, send)
@@ -169,6 +191,25 @@ class ControlServer:
             for fd in fds:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+
+def _gid(name: str) -> int | None:
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
+
+
+def peer_groups(pid: int) -> set[int]:
+    """The supplementary groups of a connected process (SO_PEERCRED gives only one)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Groups:"):
+                    return {int(g) for g in line.split()[1:]}
+    except OSError:
+        pass
+    return set()
 
 
 async def _recv(conn: socket.socket) -> tuple[bytes, list[int]]:

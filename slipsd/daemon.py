@@ -113,7 +113,8 @@ class Daemon:
         self._server = ControlServer(self.socket_path, {
             "hello": self._hello, "status": self._status, "analyze": self._analyze,
             "alerts": self._alerts, "reload": self._reload_cmd, "stop": self._stop_cmd,
-        })
+        }, group=self.config.get_str("daemon", "socket_group"),
+            admin_group=self.config.get_str("daemon", "admin_group"))
         await self._server.start()
         self.live_problem = ""
         if self.config.get_list("sensors", "interfaces"):
