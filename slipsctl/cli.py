@@ -10,6 +10,8 @@ import json
 import os
 import signal
 import sys
+from datetime import UTC, datetime
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any, NoReturn, Optional
 
@@ -230,6 +232,91 @@ def alerts(
                    f"{', '.join(types)}")
         for item in alert["evidence"]:
             typer.echo(f"    {item['type']} -> {item['victim'] or '-'}: {item['description']}")
+
+
+def _ask(socket: Optional[str], cmd: str, args: dict[str, Any]) -> Any:
+    with _connect(socket) as client:
+        try:
+            return client.call(cmd, args)
+        except ProtocolError as exc:
+            _error_exit(exc)
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+@app.command(help=COMMANDS["runs"].help)
+def runs(socket: Optional[str] = SOCKET_OPTION, as_json: bool = JSON_OPTION) -> None:
+    result = _ask(socket, "runs", {})
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    for run in result["runs"]:
+        typer.echo(f"{run['id']:34} {run['state']:9} {_when(run['started'])}  {run['source']}"
+                   f"  -> {run['output']}" + (f"  ({run['problem']})" if run["problem"] else ""))
+
+
+@app.command(help=COMMANDS["profiles"].help)
+def profiles(
+    run: Optional[str] = typer.Option(None, "--run", help="run id"),
+    sort: str = typer.Option("score", "--sort", help="score, flows or ip"),
+    alerted: bool = typer.Option(False, "--alerted", help="only profiles with alerts"),
+    limit: int = typer.Option(50, "--limit", help="at most this many"),
+    socket: Optional[str] = SOCKET_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    args: dict[str, Any] = {"sort": sort, "alerted": alerted, "limit": limit}
+    if run:
+        args["run"] = run
+    result = _ask(socket, "profiles", args)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(f"run {result['run']}")
+    typer.echo(f"{'PROFILE':40} {'FLOWS':>9} {'SCORE':>6} {'ALERTS':>6}  LAST SEEN")
+    for row in result["profiles"]:
+        typer.echo(f"{row['ip']:40} {row['flows']:>9,} {row['score']:>6.2f} {row['alerts']:>6}"
+                   f"  {_when(row['last_seen'])}")
+
+
+@app.command(help=COMMANDS["profile"].help)
+def profile(
+    ip: str = typer.Argument(..., help="the profile's IP address"),
+    run: Optional[str] = typer.Option(None, "--run", help="run id"),
+    socket: Optional[str] = SOCKET_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    args: dict[str, Any] = {"ip": ip}
+    if run:
+        args["run"] = run
+    result = _ask(socket, "profile", args)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(f"profile {ip} in run {result['run']}: {result.get('flows', 0)} flows, "
+               f"seen {_when(float(result.get('first_seen', 0)))} to "
+               f"{_when(float(result.get('last_seen', 0)))}")
+    for window in result["windows"]:
+        typer.echo(f"  window {window['tw']}: {window['flows']} flows out, "
+                   f"{window['flows_in']} in, {window['sbytes']:,} bytes sent")
+        for item in window["evidence"]:
+            typer.echo(f"    {item['type']} -> {item['victim'] or '-'}: {item['description']}")
+        for alert in window["alerts"]:
+            typer.echo(f"    ALERT score {alert['score']:.2f}")
+
+
+@app.command()
+def version(socket: Optional[str] = SOCKET_OPTION) -> None:
+    """Versions of slipsctl and, when it answers, of the running slipsd."""
+    typer.echo(f"slipsctl {package_version('slips')}")
+    path = socket or default_socket_path()
+    try:
+        with Client(path, timeout=5) as client:
+            hello = client.call("hello")
+        typer.echo(f"slipsd {hello['version']} (protocol {hello['protocol']})")
+    except (OSError, ProtocolError):
+        typer.echo(f"slipsd: not running on {path}")
 
 
 @app.command(help=COMMANDS["reload"].help)

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from slipsd import __version__, protocol
+from slipsd import __version__, protocol, queries
 from slipsd.config import Config, ConfigError, load, runtime_dir, state_dir
 from slipsd.control import ControlServer, Request, socket_answers
 from slipsd.module_loader import ModuleRef, validate_modules
@@ -112,7 +112,8 @@ class Daemon:
         self.runs.sensor_root = state_dir(self.config) / "sensors"
         self._server = ControlServer(self.socket_path, {
             "hello": self._hello, "status": self._status, "analyze": self._analyze,
-            "alerts": self._alerts, "reload": self._reload_cmd, "stop": self._stop_cmd,
+            "alerts": self._query, "runs": self._query, "profiles": self._query,
+            "profile": self._query, "reload": self._reload_cmd, "stop": self._stop_cmd,
         }, group=self.config.get_str("daemon", "socket_group"),
             admin_group=self.config.get_str("daemon", "admin_group"))
         await self._server.start()
@@ -224,28 +225,11 @@ class Daemon:
             raise ProtocolError(Code.FAILED, f"analysis of {name} failed: {run.problem}")
         return run.info()
 
-    async def _alerts(self, req: Request) -> dict[str, Any]:
+    async def _query(self, req: Request) -> dict[str, Any]:
         assert self.client is not None and self.runs is not None
-        runs = self.runs.runs
-        run_id = str(req.args.get("run") or "")
-        if not run_id:
-            live = [r for r in runs.values() if r.source == "live"]
-            latest = sorted(runs.values(), key=lambda r: r.started)
-            run_id = (live or latest)[-1].id if (live or latest) else ""
-        if run_id not in runs:
-            raise ProtocolError(Code.NOT_FOUND, f"no run {run_id!r}" if run_id else "no runs yet")
-        try:
-            limit = int(req.args.get("limit", 100))
-        except (TypeError, ValueError):
-            raise ProtocolError(Code.INVALID_ARGS, "limit must be a whole number") from None
-        store = Store(self.client, run_id)
-        alerts = (await asyncio.to_thread(store.alerts))[-limit:] if limit > 0 else []
-        wanted = {e for a in alerts for e in a["evidence"]}
-        evidence = {e["id"]: e for e in await asyncio.to_thread(store.all_evidence)
-                    if e["id"] in wanted}
-        for alert in alerts:
-            alert["evidence"] = [evidence[e] for e in alert["evidence"] if e in evidence]
-        return {"run": run_id, "alerts": alerts}
+        handler = {"alerts": queries.alerts, "runs": queries.list_runs,
+                   "profiles": queries.profiles, "profile": queries.profile}[req.cmd]
+        return await handler(self.runs, self.client, req.args)
 
     def _on_sighup(self) -> None:
         async def reload() -> None:

@@ -68,6 +68,15 @@ COMMANDS: Final[dict[str, Command]] = {
             args={"run": "run id (default: the live run, else the latest run)",
                   "limit": "at most this many, the newest (default 100)"},
         ),
+        Command("runs", "Analyses and the live run this daemon knows, with state and output."),
+        Command(
+            "profiles",
+            "Profiles of a run (default: the live run, else the latest run).",
+            args={"run": "run id", "sort": "score (default), flows or ip",
+                  "alerted": "only profiles with alerts", "limit": "at most this many"},
+        ),
+        Command("profile", "One profile: its time windows with flows summary, evidence and "
+                "alerts.", args={"ip": "the profile's IP", "run": "run id"}),
         Command("reload", "Validate the configuration files and apply them as a diff; an "
                 "invalid configuration is rejected and the running one stays.", mutating=True),
         Command("stop", "Stop the daemon and all its children.", mutating=True),
