@@ -319,6 +319,57 @@ def version(socket: Optional[str] = SOCKET_OPTION) -> None:
         typer.echo(f"slipsd: not running on {path}")
 
 
+modules_app = typer.Typer(help=COMMANDS["modules"].help)
+app.add_typer(modules_app, name="modules")
+PERSIST_OPTION = typer.Option(False, "--persist", help="also write the change into slips.d")
+
+
+@modules_app.callback(invoke_without_command=True)
+def modules_list(ctx: typer.Context, socket: Optional[str] = SOCKET_OPTION,
+                 as_json: bool = JSON_OPTION) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
+    result = _ask(socket, "modules", {})
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    for module in result["modules"]:
+        state = "enabled" if module["enabled"] else "disabled"
+        live = f"  live: {module['live']}" if module["live"] else ""
+        typer.echo(f"{module['name']:18} {state:9}{live}  ({module['origin']})")
+
+
+def _module_action(action: str, name: str, persist: bool, socket: Optional[str]) -> None:
+    result = _ask(socket, "module", {"action": action, "name": name, "persist": persist})
+    if action == "restart":
+        typer.echo(f"restarted {name}")
+        return
+    done = result.get("modules_started") or result.get("modules_stopped")
+    typer.echo(f"{name} {action}d" if done else f"{name} was already {action}d")
+    if result.get("persisted"):
+        typer.echo(f"written to {result['persisted']}")
+
+
+@modules_app.command("enable")
+def modules_enable(name: str, persist: bool = PERSIST_OPTION,
+                   socket: Optional[str] = SOCKET_OPTION) -> None:
+    """Enable a module now (the live run starts its host)."""
+    _module_action("enable", name, persist, socket)
+
+
+@modules_app.command("disable")
+def modules_disable(name: str, persist: bool = PERSIST_OPTION,
+                    socket: Optional[str] = SOCKET_OPTION) -> None:
+    """Disable a module now (the live run stops its host)."""
+    _module_action("disable", name, persist, socket)
+
+
+@modules_app.command("restart")
+def modules_restart(name: str, socket: Optional[str] = SOCKET_OPTION) -> None:
+    """Restart a module's host in the live run."""
+    _module_action("restart", name, False, socket)
+
+
 @app.command(help=COMMANDS["reload"].help)
 def reload(socket: Optional[str] = SOCKET_OPTION, as_json: bool = JSON_OPTION) -> None:
     with _connect(socket) as client:

@@ -16,7 +16,7 @@ import redis
 from slipsd import __version__, protocol, queries
 from slipsd.config import Config, ConfigError, load, runtime_dir, state_dir
 from slipsd.control import ControlServer, Request, socket_answers
-from slipsd.module_loader import ModuleRef, validate_modules
+from slipsd.module_loader import ModuleRef, discover, module_directories, validate_modules
 from slipsd.notify import notify, watchdog_interval
 from slipsd.protocol import Code, ProtocolError
 from slipsd.redis_server import redis_spec
@@ -113,7 +113,8 @@ class Daemon:
         self._server = ControlServer(self.socket_path, {
             "hello": self._hello, "status": self._status, "analyze": self._analyze,
             "alerts": self._query, "runs": self._query, "profiles": self._query,
-            "profile": self._query, "reload": self._reload_cmd, "stop": self._stop_cmd,
+            "profile": self._query, "modules": self._modules, "module": self._module,
+            "reload": self._reload_cmd, "stop": self._stop_cmd,
         }, group=self.config.get_str("daemon", "socket_group"),
             admin_group=self.config.get_str("daemon", "admin_group"))
         await self._server.start()
@@ -241,6 +242,50 @@ class Daemon:
 
         self._sighup_task = asyncio.get_running_loop().create_task(reload())
 
+    async def _modules(self, req: Request) -> dict[str, Any]:
+        assert self.runs is not None
+        available = await asyncio.to_thread(
+            discover, module_directories(self.config),
+            self.config.get_bool("modules", "entry_points"))
+        hosts = {c["name"].rsplit("/", 1)[1]: c for c in self.supervisor.status()
+                 if c["role"] == "module" and c["group"].startswith("live-")}
+        return {"modules": [
+            {"name": name, "origin": ref.origin, "enabled": name in self.modules,
+             "live": hosts[name]["state"] if name in hosts else None}
+            for name, ref in sorted(available.items())]}
+
+    async def _module(self, req: Request) -> dict[str, Any]:
+        assert self.runs is not None
+        action, name = str(req.args.get("action", "")), str(req.args.get("name", ""))
+        if action not in ("enable", "disable", "restart"):
+            raise ProtocolError(Code.INVALID_ARGS, "action must be enable, disable or restart")
+        enabled = self.config.get_list("modules", "enabled")
+        if action == "restart":
+            if name not in enabled:
+                raise ProtocolError(Code.NOT_FOUND, f"module {name!r} is not enabled")
+            await self.runs.restart_module(name, self.modules[name])
+            return {"restarted": name}
+        wanted = ([*enabled, name] if name not in enabled else enabled) if action == "enable" \
+            else [m for m in enabled if m != name]
+        value = ", ".join(wanted)
+        previous = self.overrides.get("modules", {}).get("enabled")
+        self.overrides.setdefault("modules", {})["enabled"] = value
+        try:
+            result = await self.reload()
+        except ProtocolError:
+            if previous is None:
+                self.overrides["modules"].pop("enabled")
+            else:
+                self.overrides["modules"]["enabled"] = previous
+            raise
+        if req.args.get("persist"):
+            drop_in = self.config_path.parent / (self.config_path.stem + ".d")
+            await asyncio.to_thread(_persist_modules, drop_in, value)
+            result["persisted"] = str(drop_in / "90-slipsctl.conf")
+            # The file says it now; an override would hide later edits of it.
+            self.overrides["modules"].pop("enabled", None)
+        return result
+
     async def _reload_cmd(self, req: Request) -> dict[str, Any]:
         return await self.reload()
 
@@ -270,6 +315,15 @@ class Daemon:
     async def _stop_cmd(self, req: Request) -> dict[str, Any]:
         asyncio.get_running_loop().call_soon(self._stop.set)
         return {"stopping": True}
+
+
+def _persist_modules(drop_in: Path, enabled: str) -> None:
+    drop_in.mkdir(parents=True, exist_ok=True)
+    target = drop_in / "90-slipsctl.conf"
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text("# Written by slipsctl module ... --persist; edit or remove freely.\n"
+                   f"[modules]\nenabled = {enabled}\n")
+    os.replace(tmp, target)
 
 
 def run_daemon(config: Config, config_path: Path,

@@ -77,6 +77,15 @@ COMMANDS: Final[dict[str, Command]] = {
         ),
         Command("profile", "One profile: its time windows with flows summary, evidence and "
                 "alerts.", args={"ip": "the profile's IP", "run": "run id"}),
+        Command("modules", "Modules available, whether enabled, and their live hosts."),
+        Command(
+            "module",
+            "Enable, disable or restart one module now; --persist also writes the change "
+            "into slips.d so it survives a restart.",
+            mutating=True,
+            args={"action": "enable, disable or restart", "name": "module name",
+                  "persist": "write the change into slips.d/90-slipsctl.conf"},
+        ),
         Command("reload", "Validate the configuration files and apply them as a diff; an "
                 "invalid configuration is rejected and the running one stays.", mutating=True),
         Command("stop", "Stop the daemon and all its children.", mutating=True),

@@ -195,6 +195,14 @@ class Runs:
             await self._stop_children(live, [*sensors, f"{live.id}/ingest"])
             self._start_live_inputs(live)
 
+    async def restart_module(self, name: str, ref: ModuleRef) -> None:
+        """Restart one module's host in the live run (it replays the run's retained
+        stream; its evidence is stored once)."""
+        for run in self.runs.values():
+            if run.source == "live" and run.state == "running":
+                await self._stop_children(run, [f"{run.id}/module/{name}"])
+                self._start_module(run, name, ref, Restart.ALWAYS)
+
     async def _stop_children(self, run: Run, names: list[str]) -> None:
         await self.supervisor.stop_many(names)
         for name in names:

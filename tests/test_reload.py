@@ -66,3 +66,27 @@ def test_sighup_reloads_too(make_daemon: Any) -> None:
     os.kill(daemon.proc.pid, signal.SIGHUP)  # type: ignore[union-attr]
     wait_for(lambda: module_hosts(daemon) == {"scans"}, 30, "the reload on SIGHUP")
     assert "reloaded on SIGHUP" in daemon.log_text()
+
+
+def test_modules_enable_disable_restart_and_persist(make_daemon: Any) -> None:
+    daemon: Daemon = make_daemon(live_conf())
+    sock = ["--socket", str(daemon.socket)]
+    wait_for(lambda: "scans" in module_hosts(daemon), 30, "the live module hosts")
+    listed = runner.invoke(app, ["modules", *sock])
+    assert listed.exit_code == 0, listed.output
+    assert "template" in listed.output and "disabled" in listed.output
+    out = runner.invoke(app, ["modules", "enable", "template", *sock])
+    assert out.exit_code == 0 and "template enabled" in out.output
+    wait_for(lambda: "template" in module_hosts(daemon), 30, "the template host")
+    out = runner.invoke(app, ["modules", "disable", "scans", "--persist", *sock])
+    assert out.exit_code == 0 and "written to" in out.output
+    wait_for(lambda: "scans" not in module_hosts(daemon), 30, "scans to stop")
+    persisted = daemon.config.parent / "slips.d" / "90-slipsctl.conf"
+    assert "template" in persisted.read_text() and "scans" not in persisted.read_text()
+    pid = next(c["pid"] for c in daemon.children("module") if c["name"].endswith("/arp"))
+    assert runner.invoke(app, ["modules", "restart", "arp", *sock]).exit_code == 0
+    wait_for(lambda: any(c["name"].endswith("/arp") and c["pid"] not in (None, pid)
+                         for c in daemon.children("module")), 30, "arp to restart")
+    bad = runner.invoke(app, ["modules", "enable", "nosuch", *sock])
+    assert bad.exit_code == 1 and "unknown module 'nosuch'" in bad.output
+    assert "template" in module_hosts(daemon)  # the refused change changed nothing
