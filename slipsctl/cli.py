@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import time
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -20,6 +21,7 @@ import typer
 from slipsctl._private import PrivateDaemon, PrivateDaemonError
 from slipsd.protocol import COMMANDS, Client, Code, ProtocolError, default_socket_path
 
+FOLLOW_SECONDS = 1.0  # how often --follow asks for new alerts
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_DENIED = 0, 1, 2, 3, 4
 
 app = typer.Typer(add_completion=True, no_args_is_help=True,
@@ -81,6 +83,9 @@ def status(socket: Optional[str] = SOCKET_OPTION, as_json: bool = JSON_OPTION) -
         typer.echo("")
         for run in result["runs"]:
             typer.echo(f"run {run['id']}  {run['state']}  {run['source']}  -> {run['output']}")
+            typer.echo(f"    flows {run['flows']:,} ({run['flows_per_second']:,.0f}/s)  "
+                       f"profiles {run['profiles']:,}  evidence {run['evidence']:,}  "
+                       f"alerts {run['alerts']:,}")
 
 
 @app.command(help=COMMANDS["analyze"].help)
@@ -211,22 +216,46 @@ def _print_summary(run: dict[str, Any]) -> None:
 def alerts(
     run: Optional[str] = typer.Option(None, "--run", help="run id"),
     limit: int = typer.Option(100, "--limit", help="at most this many, the newest"),
+    follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new alerts"),
     socket: Optional[str] = SOCKET_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     args: dict[str, Any] = {"limit": limit}
     if run:
         args["run"] = run
-    with _connect(socket) as client:
-        try:
-            result = client.call("alerts", args)
-        except ProtocolError as exc:
-            _error_exit(exc)
+    if follow:
+        _follow_alerts(socket, args, as_json)
+        return
+    result = _ask(socket, "alerts", args)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
     typer.echo(f"run {result['run']}: {len(result['alerts'])} alert(s)")
-    for alert in result["alerts"]:
+    _print_alerts(result["alerts"])
+
+
+def _follow_alerts(socket: Optional[str], args: dict[str, Any], as_json: bool) -> None:
+    """Print new alerts as they are raised, until interrupted (Ctrl-C, SIGTERM)."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupted)
+    seen: set[str] = set()
+    try:
+        while True:
+            fresh = [a for a in _ask(socket, "alerts", args)["alerts"] if a["id"] not in seen]
+            seen.update(a["id"] for a in fresh)
+            if as_json:
+                for alert in fresh:
+                    typer.echo(json.dumps(alert))
+            else:
+                _print_alerts(fresh)
+            sys.stdout.flush()
+            time.sleep(FOLLOW_SECONDS)
+    except (KeyboardInterrupt, SystemExit):
+        return
+
+
+def _print_alerts(alerts: list[dict[str, Any]]) -> None:
+    for alert in alerts:
         types = sorted({e["type"] for e in alert["evidence"]})
         typer.echo(f"ALERT {alert['profile']} window {alert['tw']} score {alert['score']:.2f}: "
                    f"{', '.join(types)}")

@@ -204,7 +204,8 @@ class Daemon:
                        "modules": list(self.modules), "live_problem": self.live_problem},
             "redis": redis_info,
             "children": children,
-            "runs": [run.info() for run in self.runs.runs.values()],
+            "runs": [await asyncio.to_thread(queries.run_figures, self.client, run)
+                     for run in list(self.runs.runs.values())],  # may change meanwhile
         }
 
     async def _analyze(self, req: Request) -> dict[str, Any]:

@@ -7,11 +7,12 @@ Redis read happens in a worker thread (the store is synchronous).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from slipsd.protocol import Code, ProtocolError
-from slipsd.runs import Runs
+from slipsd.runs import Run, Runs
 from slipsd.store import RedisClient, Store
 
 
@@ -25,6 +26,21 @@ def pick_run(runs: Runs, wanted: str) -> str:
     if wanted not in known:
         raise ProtocolError(Code.NOT_FOUND, f"no run {wanted!r}" if wanted else "no runs yet")
     return wanted
+
+
+def run_figures(client: RedisClient, run: Run) -> dict[str, Any]:
+    """A run's info with its live counters: flows, rate, profiles, evidence, alerts."""
+    store = Store(client, run.id)
+    stats = store.stats()
+    flows = stats.get("events.new_flow", 0)
+    elapsed = max(1e-3, (run.finished or time.time()) - run.started)
+    pipe = client.pipeline(transaction=False)
+    pipe.scard(store.key("profiles"))
+    pipe.hlen(store.key("evidence"))
+    pipe.llen(store.key("alerts"))
+    profiles, evidence, alerts = pipe.execute()
+    return {**run.info(), "flows": flows, "flows_per_second": round(flows / elapsed, 1),
+            "profiles": profiles, "evidence": evidence, "alerts": alerts}
 
 
 def _limit(args: Mapping[str, Any], default: int = 100) -> int:

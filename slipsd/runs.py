@@ -198,7 +198,7 @@ class Runs:
     async def restart_module(self, name: str, ref: ModuleRef) -> None:
         """Restart one module's host in the live run (it replays the run's retained
         stream; its evidence is stored once)."""
-        for run in self.runs.values():
+        for run in list(self.runs.values()):  # awaits below: the dict may change
             if run.source == "live" and run.state == "running":
                 await self._stop_children(run, [f"{run.id}/module/{name}"])
                 self._start_module(run, name, ref, Restart.ALWAYS)

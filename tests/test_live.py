@@ -46,6 +46,34 @@ def scan_lines(scanner: str, start: float, count: int) -> str:
     }) + "\n" for i in range(count))
 
 
+def follow_alerts(daemon: Daemon, conn_log: Path) -> None:
+    """slipsctl alerts --follow prints the alerts there are, then new ones as they come."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "slipsctl", "alerts", "--follow",
+                             "--socket", str(daemon.socket)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+
+        def until(text: str) -> bool:
+            while not any(text in line for line in lines):
+                line = proc.stdout.readline()  # type: ignore[union-attr]
+                if not line:
+                    return False
+                lines.append(line)
+            return True
+
+        assert until("ALERT 192.168.7.66")
+        with open(conn_log, "a") as out:  # a second scanner, while we follow
+            out.write(scan_lines("192.168.7.77", 1_700_000_150.0, 150))
+        assert until("ALERT 192.168.7.77")
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+
+
 def test_live_sensor_logs_become_alerts(make_daemon: Any) -> None:
     daemon: Daemon = make_daemon(live_conf(), env={"ZEEK_STANDIN_LINES": "5"})
     status = daemon.call("status")
@@ -64,6 +92,8 @@ def test_live_sensor_logs_become_alerts(make_daemon: Any) -> None:
     assert "HORIZONTAL_PORT_SCAN" in {e["type"] for e in result[0]["evidence"]}
     out = CliRunner().invoke(app, ["alerts", "--socket", str(daemon.socket)])
     assert out.exit_code == 0 and "ALERT 192.168.7.66" in out.output
+    follow_alerts(daemon, conn_log)
+    assert daemon.call("status")["runs"][0]["alerts"] >= 2
     alerts_log = Path(live["output"]) / "alerts.log"
     assert " ALERT 192.168.7.66 " in alerts_log.read_text()
     assert "checksum" in daemon.log_text()  # the sensor's warning reached the log
@@ -77,7 +107,7 @@ def test_live_sensor_logs_become_alerts(make_daemon: Any) -> None:
     from slipsd.store import Store
 
     store = Store(daemon.redis(), live["id"])
-    wait_for(lambda: store.stats().get("events.new_flow", 0) == 5 + 150 + 3, 30,
+    wait_for(lambda: store.stats().get("events.new_flow", 0) == 5 + 150 + 150 + 3, 30,
              "the new lines, and only them, after the restart")
 
 
