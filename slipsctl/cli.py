@@ -336,16 +336,23 @@ def profile(
 
 
 @app.command()
-def version(socket: Optional[str] = SOCKET_OPTION) -> None:
+def version(socket: Optional[str] = SOCKET_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Versions of slipsctl and, when it answers, of the running slipsd."""
-    typer.echo(f"slipsctl {package_version('slips')}")
     path = socket or default_socket_path()
+    hello: dict[str, Any] | None = None
     try:
         with Client(path, timeout=5) as client:
             hello = client.call("hello")
-        typer.echo(f"slipsd {hello['version']} (protocol {hello['protocol']})")
     except (OSError, ProtocolError):
+        hello = None
+    if as_json:
+        typer.echo(json.dumps({"slipsctl": package_version("slips"), "slipsd": hello}))
+        return
+    typer.echo(f"slipsctl {package_version('slips')}")
+    if hello is None:
         typer.echo(f"slipsd: not running on {path}")
+    else:
+        typer.echo(f"slipsd {hello['version']} (protocol {hello['protocol']})")
 
 
 modules_app = typer.Typer(help=COMMANDS["modules"].help)
@@ -422,13 +429,13 @@ def reload(socket: Optional[str] = SOCKET_OPTION, as_json: bool = JSON_OPTION) -
 
 
 @app.command(help=COMMANDS["stop"].help)
-def stop(socket: Optional[str] = SOCKET_OPTION) -> None:
+def stop(socket: Optional[str] = SOCKET_OPTION, as_json: bool = JSON_OPTION) -> None:
     with _connect(socket) as client:
         try:
             client.call("stop")
         except ProtocolError as exc:
             _error_exit(exc)
-    typer.echo("slipsd is stopping")
+    typer.echo(json.dumps({"stopping": True}) if as_json else "slipsd is stopping")
 
 
 @app.command(help=COMMANDS["hello"].help)

@@ -57,7 +57,7 @@ COMMANDS: Final[dict[str, Command]] = {
         Command("status", "Daemon, Redis, every child process and every run."),
         Command(
             "analyze",
-            "Analyze a Zeek log folder or log file and wait for its alerts.",
+            "Analyze a capture, a log file, a Zeek log folder or stdin; wait for the alerts.",
             mutating=True,
             args={"name": "path shown in reports", "output": "output folder (optional)"},
             takes_fd=True,

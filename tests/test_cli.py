@@ -138,3 +138,18 @@ def test_unwritable_output_folder_is_a_clear_error(make_daemon: Any, tmp_path: P
         with contextlib.suppress(FileNotFoundError):  # closed while we looked
             targets.append(os.readlink(f"{folder}/{fd}"))
     assert not any(t.endswith("demo.pcap") for t in targets)  # the passed fd was closed
+
+
+def test_shell_completion_knows_the_commands() -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "_SLIPSCTL_COMPLETE": "complete_bash", "COMP_CWORD": "2",
+           "COMP_WORDS": "slipsctl modules en"}
+    proc = subprocess.run([sys.executable, "-m", "slipsctl"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.stdout.split() == ["enable"]
+    env.update(COMP_CWORD="1", COMP_WORDS="slipsctl st")
+    proc = subprocess.run([sys.executable, "-m", "slipsctl"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.stdout.split() == ["status", "stop"]
