@@ -307,11 +307,16 @@ class Daemon:
             try:
                 assert self.runs is not None
                 self.config, self.modules = new, modules
+                self.live_problem = ""
                 await self.runs.apply(new, modules, change)
+            except (SensorError, OSError, redis.RedisError) as exc:
+                # The configuration is valid and now in use; live capture could not follow.
+                self.live_problem = str(exc)
+                log.error("no live capture after the reload: %s", exc)
             finally:
                 notify(ready=1, status=self._summary())
             log.info("configuration reloaded: %s", ", ".join(change.changed))
-            return change.summary()
+            return {**change.summary(), "live_problem": self.live_problem}
 
     async def _stop_cmd(self, req: Request) -> dict[str, Any]:
         asyncio.get_running_loop().call_soon(self._stop.set)
