@@ -56,11 +56,7 @@ def _error_exit(exc: ProtocolError) -> NoReturn:
 
 @app.command(help=COMMANDS["status"].help)
 def status(socket: Optional[str] = SOCKET_OPTION, as_json: bool = JSON_OPTION) -> None:
-    with _connect(socket) as client:
-        try:
-            result = client.call("status")
-        except ProtocolError as exc:
-            _error_exit(exc)
+    result = _ask(socket, "status")
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
@@ -263,8 +259,11 @@ def _print_alerts(alerts: list[dict[str, Any]]) -> None:
             typer.echo(f"    {item['type']} -> {item['victim'] or '-'}: {item['description']}")
 
 
-def _ask(socket: Optional[str], cmd: str, args: dict[str, Any]) -> Any:
+def _ask(socket: Optional[str], cmd: str, args: Optional[dict[str, Any]] = None,
+         timeout: float = 10.0) -> Any:
+    """One request; a refusal exits with its message and the matching exit code."""
     with _connect(socket) as client:
+        client.settimeout(timeout)
         try:
             return client.call(cmd, args)
         except ProtocolError as exc:
@@ -408,12 +407,8 @@ def modules_restart(name: str, socket: Optional[str] = SOCKET_OPTION) -> None:
 
 @app.command(help=COMMANDS["reload"].help)
 def reload(socket: Optional[str] = SOCKET_OPTION, as_json: bool = JSON_OPTION) -> None:
-    with _connect(socket) as client:
-        client.settimeout(120)  # restarting readers of the live run can take a while
-        try:
-            result = client.call("reload")
-        except ProtocolError as exc:
-            _error_exit(exc)
+    # Restarting readers of the live run can take a while.
+    result = _ask(socket, "reload", timeout=120)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
@@ -430,19 +425,11 @@ def reload(socket: Optional[str] = SOCKET_OPTION, as_json: bool = JSON_OPTION) -
 
 @app.command(help=COMMANDS["stop"].help)
 def stop(socket: Optional[str] = SOCKET_OPTION, as_json: bool = JSON_OPTION) -> None:
-    with _connect(socket) as client:
-        try:
-            client.call("stop")
-        except ProtocolError as exc:
-            _error_exit(exc)
+    _ask(socket, "stop")
     typer.echo(json.dumps({"stopping": True}) if as_json else "slipsd is stopping")
 
 
 @app.command(help=COMMANDS["hello"].help)
 def hello(socket: Optional[str] = SOCKET_OPTION) -> None:
-    with _connect(socket) as client:
-        try:
-            result = client.call("hello")
-        except ProtocolError as exc:
-            _error_exit(exc)
+    result = _ask(socket, "hello")
     typer.echo(f"slipsd {result['version']} (pid {result['pid']}, protocol {result['protocol']})")

@@ -166,20 +166,9 @@ class Store:
         return sorted(int(tw) for tw in self.redis.smembers(self.key("tws", ip)))
 
     def window(self, ip: str, tw: int) -> dict[str, Any]:
-        base = keys.window(self.run_id, ip, tw)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(base)
-        pipe.hgetall(base + ":dst")
-        pipe.hgetall(base + ":ports")
-        totals, dst, ports = pipe.execute()
-        return {
-            "flows": int(totals.get("flows", 0)),
-            "sbytes": int(totals.get("sbytes", 0)),
-            "dbytes": int(totals.get("dbytes", 0)),
-            "flows_in": int(totals.get("flows_in", 0)),
-            "dst_ips": {k: int(v) for k, v in dst.items()},
-            "dst_ports": {k: int(v) for k, v in ports.items()},
-        }
+        self._queue_window(pipe, ip, tw)
+        return _window_summary(*pipe.execute())
 
     def all_windows(self) -> dict[tuple[str, int], dict[str, Any]]:
         """Every profile's window summaries, fetched in two pipelined round trips."""
@@ -190,20 +179,16 @@ class Store:
         pairs = [(ip, int(tw)) for ip, tws in zip(ips, pipe.execute(), strict=True) for tw in tws]
         pipe = self.redis.pipeline(transaction=False)
         for ip, tw in pairs:
-            base = keys.window(self.run_id, ip, tw)
-            pipe.hgetall(base)
-            pipe.hgetall(base + ":dst")
-            pipe.hgetall(base + ":ports")
+            self._queue_window(pipe, ip, tw)
         replies = pipe.execute()
-        out: dict[tuple[str, int], dict[str, Any]] = {}
-        for i, pair in enumerate(pairs):
-            totals, dst, ports = replies[3 * i : 3 * i + 3]
-            out[pair] = {
-                **{k: int(v) for k, v in totals.items()},
-                "dst_ips": {k: int(v) for k, v in dst.items()},
-                "dst_ports": {k: int(v) for k, v in ports.items()},
-            }
-        return out
+        return {pair: _window_summary(*replies[3 * i : 3 * i + 3])
+                for i, pair in enumerate(pairs)}
+
+    def _queue_window(self, pipe: Any, ip: str, tw: int) -> None:
+        base = keys.window(self.run_id, ip, tw)
+        pipe.hgetall(base)
+        pipe.hgetall(base + ":dst")
+        pipe.hgetall(base + ":ports")
 
     def ips(self) -> set[str]:
         return set(self.redis.smembers(self.key("ips")))
@@ -329,3 +314,12 @@ class Store:
         names = [self.key("stream", ch) for ch in channels]
         if names:
             self.redis.delete(*names)
+
+
+def _window_summary(totals: Mapping[str, str], dst: Mapping[str, str],
+                    ports: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        **{name: int(totals.get(name, 0)) for name in ("flows", "sbytes", "dbytes", "flows_in")},
+        "dst_ips": {k: int(v) for k, v in dst.items()},
+        "dst_ports": {k: int(v) for k, v in ports.items()},
+    }
