@@ -3,7 +3,7 @@
 PYTHON  ?= /usr/bin/python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-APT_PKGS := redis-server python3-venv nfdump
+APT_PKGS := redis-server python3-venv nfdump ieee-data
 SAMPLE  := samples/demo.pcap
 
 .PHONY: demo test lint check deps venv clean sample

@@ -157,6 +157,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_lag": Key(_positive(int), "200", "entries a consumer group may fall behind "
                        "before producers wait"),
     },
+    "geoip": {
+        "country_database": Key(str, "/var/lib/GeoIP/GeoLite2-Country.mmdb", "MaxMind .mmdb "
+                                "giving an IP's country; a missing file disables the lookup"),
+        "asn_database": Key(str, "/var/lib/GeoIP/GeoLite2-ASN.mmdb", "MaxMind .mmdb giving an "
+                            "IP's autonomous system; a missing file disables the lookup"),
+    },
+    "whitelist": {
+        "file": Key(str, "", "whitelist file; empty: whitelist.conf beside slips.conf, "
+                    "else none"),
+    },
     "supervision": {
         "backoff_initial": Key(_positive(float), "0.5", "first restart delay, seconds"),
         "backoff_max": Key(_positive(float), "30", "longest restart delay, seconds"),
