@@ -66,6 +66,8 @@ def status(socket: Optional[str] = SOCKET_OPTION, as_json: bool = JSON_OPTION) -
     typer.echo(f"redis  {'up' if redis.get('up') else 'DOWN'}  {redis['url']}  "
                f"used_memory {redis.get('used_memory', '?')}")
     typer.echo(f"modules enabled: {', '.join(daemon['modules']) or 'none'}")
+    for name, why in sorted(daemon.get("unavailable_modules", {}).items()):
+        typer.echo(f"module {name} NOT STARTED: {why}")
     typer.echo("")
     typer.echo(f"{'CHILD':44} {'STATE':9} {'PID':>7} {'RESTARTS':>8}  LAST EXIT / ERRORS")
     for child in result["children"]:
@@ -325,6 +327,9 @@ def profile(
     typer.echo(f"profile {ip} in run {result['run']}: {result.get('flows', 0)} flows, "
                f"seen {_when(float(result.get('first_seen', 0)))} to "
                f"{_when(float(result.get('last_seen', 0)))}")
+    for key, value in result.get("ip_info", {}).items():
+        shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        typer.echo(f"  {key}: {shown}")
     for window in result["windows"]:
         typer.echo(f"  window {window['tw']}: {window['flows']} flows out, "
                    f"{window['flows_in']} in, {window['sbytes']:,} bytes sent")
@@ -371,7 +376,8 @@ def modules_list(ctx: typer.Context, socket: Optional[str] = SOCKET_OPTION,
     for module in result["modules"]:
         state = "enabled" if module["enabled"] else "disabled"
         live = f"  live: {module['live']}" if module["live"] else ""
-        typer.echo(f"{module['name']:18} {state:9}{live}  ({module['origin']})")
+        why = f"  NOT STARTED: {module['unavailable']}" if module.get("unavailable") else ""
+        typer.echo(f"{module['name']:18} {state:9}{live}  ({module['origin']}){why}")
 
 
 def _module_action(action: str, name: str, persist: bool, socket: Optional[str]) -> None:

@@ -16,7 +16,13 @@ import redis
 from slipsd import __version__, protocol, queries
 from slipsd.config import Config, ConfigError, load, runtime_dir, state_dir
 from slipsd.control import ControlServer, Request, socket_answers
-from slipsd.module_loader import ModuleRef, discover, module_directories, validate_modules
+from slipsd.module_loader import (
+    ModuleRef,
+    discover,
+    module_directories,
+    unavailable_reason,
+    validate_modules,
+)
 from slipsd.notify import notify, watchdog_interval
 from slipsd.protocol import Code, ProtocolError
 from slipsd.redis_server import redis_spec
@@ -201,7 +207,9 @@ class Daemon:
             "daemon": {"version": __version__, "pid": os.getpid(),
                        "uptime": round(time.time() - self.started, 1),
                        "config": str(self.config_path), "socket": str(self.socket_path),
-                       "modules": list(self.modules), "live_problem": self.live_problem},
+                       "modules": list(self.modules),
+                       "unavailable_modules": await asyncio.to_thread(self._unavailable),
+                       "live_problem": self.live_problem},
             "redis": redis_info,
             "children": children,
             "runs": [await asyncio.to_thread(queries.run_figures, self.client, run)
@@ -250,10 +258,21 @@ class Daemon:
             self.config.get_bool("modules", "entry_points"))
         hosts = {c["name"].rsplit("/", 1)[1]: c for c in self.supervisor.status()
                  if c["role"] == "module" and c["group"].startswith("live-")}
+        reasons = await asyncio.to_thread(self._unavailable)
         return {"modules": [
             {"name": name, "origin": ref.origin, "enabled": name in self.modules,
-             "live": hosts[name]["state"] if name in hosts else None}
+             "live": hosts[name]["state"] if name in hosts else None,
+             "unavailable": reasons.get(name)}
             for name, ref in sorted(available.items())]}
+
+    def _unavailable(self) -> dict[str, str]:
+        """Enabled modules that could not run now, and why (Module.unavailable)."""
+        reasons = {}
+        for name, ref in self.modules.items():
+            why = unavailable_reason(ref, self.config.module_sections.get(name, {}))
+            if why:
+                reasons[name] = why
+        return reasons
 
     async def _module(self, req: Request) -> dict[str, Any]:
         assert self.runs is not None
@@ -264,7 +283,9 @@ class Daemon:
         if action == "restart":
             if name not in enabled:
                 raise ProtocolError(Code.NOT_FOUND, f"module {name!r} is not enabled")
-            await self.runs.restart_module(name, self.modules[name])
+            why = await self.runs.restart_module(name, self.modules[name])
+            if why:
+                raise ProtocolError(Code.FAILED, f"module {name} cannot run: {why}")
             return {"restarted": name}
         wanted = ([*enabled, name] if name not in enabled else enabled) if action == "enable" \
             else [m for m in enabled if m != name]

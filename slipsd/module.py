@@ -18,13 +18,18 @@ unchanged under ``slipsd.testing.ModuleTestContext``.
 from __future__ import annotations
 
 import logging
+import tempfile
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from slipsd.config import ConfigError, parse_bool, parse_list
 from slipsd.events import TW_CLOSED
 from slipsd.evidence import Evidence, evidence_id
+from slipsd.geoip import NO_GEOIP, GeoIP
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,37 @@ class Option:
             raise ValueError(f"expected {self.type.__name__}, got {text!r}") from None
 
 
+class Backend:
+    """Where ip info and the module cache live. This one keeps them in memory (tests,
+    ``ModuleTestContext``); the module host's writes them to Redis. Thread-safe, since
+    modules may report from threads of their own."""
+
+    def __init__(self) -> None:
+        self.ip_infos: dict[str, dict[str, Any]] = {}
+        self.cache: dict[str, tuple[float, Any]] = {}
+        self.lock = threading.Lock()
+
+    def set_ip_info(self, ip: str, fields: Mapping[str, Any]) -> None:
+        with self.lock:
+            self.ip_infos.setdefault(ip, {}).update(fields)
+
+    def ip_info(self, ip: str) -> dict[str, Any]:
+        with self.lock:
+            return dict(self.ip_infos.get(ip, {}))
+
+    def cache_get(self, key: str) -> Any | None:
+        with self.lock:
+            expires, value = self.cache.get(key, (0.0, None))
+        return value if expires > time.time() else None
+
+    def cache_set(self, key: str, value: Any, ttl: float) -> None:
+        with self.lock:
+            self.cache[key] = (time.time() + ttl, value)
+
+
 class Context:
-    """What a module may use: its configuration, a logger and the evidence sink."""
+    """What a module may use: its configuration, a logger, the evidence sink, ip info,
+    a cache kept across runs, GeoIP lookups and a folder of its own."""
 
     def __init__(
         self,
@@ -57,6 +91,10 @@ class Context:
         run_id: str = "",
         home_networks: Sequence[str] = (),
         evidence_types: Sequence[str] = (),
+        *,
+        backend: Backend | None = None,
+        geoip: GeoIP | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self.module_name = module_name
         self.config = dict(config)
@@ -66,6 +104,37 @@ class Context:
         self._types = frozenset(evidence_types)
         self.log = logging.getLogger(f"slips.module.{module_name}")
         self._report = report
+        self._backend = backend if backend is not None else Backend()
+        self.geoip = geoip if geoip is not None else NO_GEOIP
+        self._data_dir = data_dir
+        # Set when slipsd asks the module's process to stop: a shutdown() that waits
+        # for work of its own (lookups in flight, say) should give up when it is set.
+        self.stopping = threading.Event()
+
+    @property
+    def data_dir(self) -> Path:
+        """A folder kept across runs for this module's own files (downloads, caches);
+        the caller creates it when it needs it."""
+        if self._data_dir is None:
+            self._data_dir = Path(tempfile.mkdtemp(prefix=f"slips-{self.module_name}-"))
+        return self._data_dir
+
+    def set_ip_info(self, ip: str, **fields: Any) -> None:
+        """Merge JSON-serialisable fields into what the run knows about ``ip``
+        (shown by ``slipsctl profile``, readable by other modules)."""
+        self._backend.set_ip_info(ip, fields)
+
+    def ip_info(self, ip: str) -> dict[str, Any]:
+        """What modules stored about ``ip`` in this run so far."""
+        return self._backend.ip_info(ip)
+
+    def cache_get(self, key: str) -> Any | None:
+        """A value this module cached (in any run) that has not expired, else None."""
+        return self._backend.cache_get(key)
+
+    def cache_set(self, key: str, value: Any, ttl: float) -> None:
+        """Keep a JSON-serialisable value for ``ttl`` seconds, across runs."""
+        self._backend.cache_set(key, value, ttl)
 
     def evidence(
         self,
@@ -112,6 +181,12 @@ class Module:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+
+    @classmethod
+    def unavailable(cls, config: Mapping[str, Any]) -> str | None:
+        """Why the module cannot run with these validated options (a missing key file,
+        say), or None. slipsd then does not start it and shows the reason."""
+        return None
 
     def setup(self, config: Mapping[str, Any]) -> None:
         """Called once before the first message, with the validated options."""

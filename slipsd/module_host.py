@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from slipsd.evidence import Evidence
-from slipsd.module import Context, Module
+from slipsd.geoip import GeoIP
+from slipsd.module import Backend, Context, Module
 from slipsd.module_loader import ModuleRef, load_class
-from slipsd.store import Consumer, Store, connect
+from slipsd.store import Consumer, IpInfo, ModuleCache, RedisClient, Store, connect
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,36 @@ class HostSpec:
     options: dict[str, str] | None = None
     home_networks: list[str] | None = None
     block_ms: int = 1000
+    data_dir: str = ""
+    country_database: str = ""
+    asn_database: str = ""
+
+
+class RedisBackend(Backend):
+    """Ip info and cache in Redis. Ip info is buffered and written with the batch's
+    evidence; reads see this module's own unwritten fields too."""
+
+    def __init__(self, client: RedisClient, run_id: str, module: str) -> None:
+        super().__init__()
+        self.info = IpInfo(client, run_id)
+        self.module_cache = ModuleCache(client, module)
+
+    def ip_info(self, ip: str) -> dict[str, Any]:
+        stored = self.info.get(ip)
+        with self.lock:
+            stored.update(self.ip_infos.get(ip, {}))
+        return stored
+
+    def take_ip_info(self) -> dict[str, dict[str, Any]]:
+        with self.lock:
+            pending, self.ip_infos = self.ip_infos, {}
+        return pending
+
+    def cache_get(self, key: str) -> Any | None:
+        return self.module_cache.get(key)
+
+    def cache_set(self, key: str, value: Any, ttl: float) -> None:
+        self.module_cache.set(key, value, ttl)
 
 
 class ModuleHost:
@@ -45,10 +78,22 @@ class ModuleHost:
         self.errors = 0
         self.last_error = ""
         self._pending: list[Evidence] = []
+        self._lock = threading.Lock()  # modules may report from threads of their own
         self._stopping = False
+        self._ctx: Context | None = None
 
     def _report(self, evidence: Evidence) -> None:
-        self._pending.append(evidence)
+        with self._lock:
+            self._pending.append(evidence)
+
+    def _flush(self, store: Store, backend: RedisBackend) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        info = backend.take_ip_info()
+        if info:
+            backend.info.update(info)
+        if pending:
+            store.publish_evidence(e.to_dict() for e in pending)
 
     def run(self) -> int:
         spec = self.spec
@@ -56,8 +101,13 @@ class ModuleHost:
         options = cls.parse_options(spec.options or {}, f"[{spec.name}]")
         client = connect(spec.redis_url)
         store = Store(client, spec.run_id)
-        module = cls(Context(spec.name, options, self._report, spec.run_id,
-                             spec.home_networks or [], cls.evidence_types))
+        backend = RedisBackend(client, spec.run_id, spec.name)
+        self._ctx = Context(
+            spec.name, options, self._report, spec.run_id, spec.home_networks or [],
+            cls.evidence_types, backend=backend,
+            geoip=GeoIP(spec.country_database, spec.asn_database),
+            data_dir=Path(spec.data_dir) if spec.data_dir else None)
+        module = cls(self._ctx)
         handlers = module.handlers()
         consumer = Consumer(client, spec.run_id, f"module:{spec.name}", list(handlers))
         if consumer.start():
@@ -72,15 +122,12 @@ class ModuleHost:
                 for event in entry.events:
                     self._call(handler, event)
                     self.processed += 1
-            if self._pending:
-                store.publish_evidence(e.to_dict() for e in self._pending)
-                self._pending = []
+            self._flush(store, backend)
             consumer.ack(entries)
             if entries:
                 store.module_progress(spec.name, self.processed, self.errors, self.last_error)
         self._call(module.shutdown)
-        if self._pending:
-            store.publish_evidence(e.to_dict() for e in self._pending)
+        self._flush(store, backend)
         store.module_progress(spec.name, self.processed, self.errors, self.last_error)
         if consumer.done:
             store.publish_module_done(spec.name)
@@ -103,3 +150,5 @@ class ModuleHost:
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         self._stopping = True
+        if self._ctx is not None:
+            self._ctx.stopping.set()

@@ -12,6 +12,7 @@ import importlib.metadata
 import importlib.util
 import inspect
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,3 +153,12 @@ def validate_modules(config: Config) -> dict[str, ModuleRef]:
     if problems:
         raise ConfigError(problems)
     return enabled
+
+
+def unavailable_reason(ref: ModuleRef, raw_options: Mapping[str, str]) -> str | None:
+    """Why a (valid) module cannot run now, per its own ``unavailable()``; None if it can."""
+    try:
+        cls = load_class(ref)
+        return cls.unavailable(cls.parse_options(raw_options, f"[{ref.name}]"))
+    except Exception as exc:  # the module's own check must not take slipsd down
+        return f"its availability check failed: {type(exc).__name__}: {exc}"

@@ -13,7 +13,7 @@ from typing import Any
 
 from slipsd.protocol import Code, ProtocolError
 from slipsd.runs import Run, Runs
-from slipsd.store import RedisClient, Store
+from slipsd.store import IpInfo, RedisClient, Store
 
 
 def pick_run(runs: Runs, wanted: str) -> str:
@@ -100,7 +100,10 @@ async def profiles(runs: Runs, client: RedisClient, args: Mapping[str, Any]) -> 
 
 
 def _profile(store: Store, ip: str) -> dict[str, Any]:
+    info = IpInfo(store.redis, store.run_id).get(ip)
     if ip not in store.profiles():
+        if info:  # a destination only: what modules learnt about it is still worth showing
+            return {"ip": ip, "run": store.run_id, "ip_info": info, "windows": []}
         raise ProtocolError(Code.NOT_FOUND, f"no profile {ip} in run {store.run_id}")
     evidence = [e for e in store.all_evidence() if e["profile"] == ip]
     alerts = [a for a in store.alerts() if a["profile"] == ip]
@@ -111,7 +114,8 @@ def _profile(store: Store, ip: str) -> dict[str, Any]:
                         "evidence": sorted((e for e in evidence if e["tw"] == tw),
                                            key=lambda e: (e["ts"], e["id"])),
                         "alerts": [a for a in alerts if a["tw"] == tw]})
-    return {"ip": ip, "run": store.run_id, **store.profile(ip), "windows": windows}
+    return {"ip": ip, "run": store.run_id, **store.profile(ip),
+            "ip_info": info, "windows": windows}
 
 
 async def profile(runs: Runs, client: RedisClient, args: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,10 +24,10 @@ from typing import Any
 
 import redis
 
-from slipsd.config import Config, alert_threshold, output_dir
+from slipsd.config import Config, alert_threshold, output_dir, state_dir
 from slipsd.events import TRAFFIC_CHANNELS
 from slipsd.ingest import INGEST
-from slipsd.module_loader import ModuleRef
+from slipsd.module_loader import ModuleRef, unavailable_reason
 from slipsd.reload import ConfigDiff
 from slipsd.store import Producer, RedisClient, Store
 from slipsd.supervision import Child, ProcessSpec, Restart, State, Supervisor, child_env
@@ -50,12 +50,15 @@ class Run:
     problem: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
     children: list[str] = field(default_factory=list)
+    # enabled modules that were not started (Module.unavailable): name -> why
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     def info(self) -> dict[str, Any]:
         return {
             "id": self.id, "source": self.source, "output": self.output, "state": self.state,
             "started": self.started, "finished": self.finished, "modules": self.modules,
-            "problem": self.problem, "summary": self.summary,
+            "unavailable_modules": self.unavailable, "problem": self.problem,
+            "summary": self.summary,
         }
 
 
@@ -87,8 +90,18 @@ class Runs:
     def _env(self) -> dict[str, str]:
         return child_env({"SLIPS_LOG_LEVEL": self.config.get_str("daemon", "log_level")})
 
+    def _runnable(self, run: Run) -> None:
+        """Keep in ``run.modules`` only the modules that can run now."""
+        for name, ref in self.modules.items():
+            why = unavailable_reason(ref, self.config.module_sections.get(name, {}))
+            if why:
+                run.unavailable[name] = why
+                log.warning("run %s: module %s not started: %s", run.id, name, why)
+        run.modules = [m for m in self.modules if m not in run.unavailable]
+
     async def analyze(self, fd: int, source: str, output: str, progress: Progress) -> Run:
         run = Run(new_run_id(), source, "", list(self.modules))
+        self._runnable(run)
         run.output = output or str(output_dir(self.config) / run.id)
         try:
             await asyncio.to_thread(self._prepare, run)
@@ -126,6 +139,7 @@ class Runs:
         the sensors' folders. Everything restarts on failure; it ends when slipsd stops."""
         self.sensor_root = sensor_root
         run = Run(f"live-{new_run_id()}", "live", "", list(self.modules))
+        self._runnable(run)
         run.output = str(output_dir(self.config) / run.id)
         self._prepare(run)  # at start-up, before slipsd serves anyone: blocking is fine
         self.runs[run.id] = run
@@ -183,9 +197,11 @@ class Runs:
         for name in [*change.modules_stopped, *change.modules_reconfigured]:
             await self._stop_children(live, [f"{live.id}/module/{name}"])
             await asyncio.to_thread(store.drop_reader, f"module:{name}", TRAFFIC_CHANNELS)
+        live.unavailable = {}
+        self._runnable(live)
         for name in [*change.modules_started, *change.modules_reconfigured]:
-            self._start_module(live, name, modules[name], Restart.ALWAYS)
-        live.modules = list(modules)
+            if name in live.modules:
+                self._start_module(live, name, modules[name], Restart.ALWAYS)
         keys = change.changed.keys()
         if any(k.startswith(("alerts.", "profiles.")) for k in keys):
             await self._stop_children(live, [f"{live.id}/evidence"])
@@ -195,13 +211,21 @@ class Runs:
             await self._stop_children(live, [*sensors, f"{live.id}/ingest"])
             self._start_live_inputs(live)
 
-    async def restart_module(self, name: str, ref: ModuleRef) -> None:
+    async def restart_module(self, name: str, ref: ModuleRef) -> str | None:
         """Restart one module's host in the live run (it replays the run's retained
-        stream; its evidence is stored once)."""
+        stream; its evidence is stored once). Returns why it cannot run, if it cannot."""
+        why = unavailable_reason(ref, self.config.module_sections.get(name, {}))
         for run in list(self.runs.values()):  # awaits below: the dict may change
             if run.source == "live" and run.state == "running":
                 await self._stop_children(run, [f"{run.id}/module/{name}"])
+                if why:
+                    run.unavailable[name] = why
+                    continue
+                run.unavailable.pop(name, None)
+                if name not in run.modules:
+                    run.modules.append(name)
                 self._start_module(run, name, ref, Restart.ALWAYS)
+        return why
 
     async def _stop_children(self, run: Run, names: list[str]) -> None:
         await self.supervisor.stop_many(names)
@@ -219,8 +243,8 @@ class Runs:
     def _start_readers(self, run: Run, restart: Restart, live: bool) -> Child:
         """The evidence handler and one host per module; returns the handler."""
         handler = self._start_evidence(run, restart, live)
-        for name, ref in self.modules.items():
-            self._start_module(run, name, ref, restart)
+        for name in run.modules:
+            self._start_module(run, name, self.modules[name], restart)
         return handler
 
     def _start_evidence(self, run: Run, restart: Restart, live: bool) -> Child:
@@ -235,6 +259,9 @@ class Runs:
             "entry_point": ref.entry_point,
             "options": dict(self.config.module_sections.get(name, {})),
             "home_networks": self.config.get_list("profiles", "home_networks"),
+            "data_dir": str(state_dir(self.config) / "modules" / name),
+            "country_database": self.config.get_str("geoip", "country_database"),
+            "asn_database": self.config.get_str("geoip", "asn_database"),
         })
 
     def _ingest_spec(self, run: Run) -> dict[str, Any]:

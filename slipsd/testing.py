@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from slipsd.evidence import Evidence
-from slipsd.module import Context, Module
+from slipsd.geoip import GeoIP
+from slipsd.module import Backend, Context, Module
 
 _uids = itertools.count(1)
 
@@ -36,14 +38,26 @@ def make_flow(**fields: Any) -> dict[str, Any]:
 class ModuleTestContext:
     def __init__(
         self, module_cls: type[Module], config: Mapping[str, str] | None = None,
-        run_id: str = "test", home_networks: Sequence[str] = (),
+        run_id: str = "test", home_networks: Sequence[str] = (), *,
+        data_dir: Path | None = None, geoip: GeoIP | None = None,
+        ip_info: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.evidence: list[Evidence] = []
         options = module_cls.parse_options(config or {}, "test")
-        self.module = module_cls(Context(module_cls.name, options, self.evidence.append, run_id,
-                                         home_networks, module_cls.evidence_types))
+        self.backend = Backend()
+        for ip, fields in (ip_info or {}).items():
+            self.backend.set_ip_info(ip, fields)
+        self.ctx = Context(module_cls.name, options, self.evidence.append, run_id,
+                           home_networks, module_cls.evidence_types, backend=self.backend,
+                           geoip=geoip, data_dir=data_dir)
+        self.module = module_cls(self.ctx)
         self._handlers = self.module.handlers()
         self.module.setup(options)
+
+    @property
+    def ip_infos(self) -> dict[str, dict[str, Any]]:
+        """What the module stored with ctx.set_ip_info, per IP."""
+        return self.backend.ip_infos
 
     def feed(self, channel: str, event: Mapping[str, Any]) -> list[Evidence]:
         """Deliver one event; returns the evidence it produced."""

@@ -28,3 +28,12 @@ def profile(run_id: str, ip: str) -> str:
 
 def window(run_id: str, ip: str, tw: int, part: str = "") -> str:
     return run(run_id, "tw", ip, tw, part) if part else run(run_id, "tw", ip, tw)
+
+
+def ip_info(run_id: str, ip: str) -> str:
+    return run(run_id, "ipinfo", ip)
+
+
+def module_cache(name: str) -> str:
+    """Hash of one module's cache; shared by all runs, so it outlives them."""
+    return f"slips:cache:{name}"
