@@ -142,7 +142,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "directories": Key(parse_list, "builtin", "folders holding module folders; 'builtin' is "
                            "the modules shipped with slips"),
         "enabled": Key(parse_list, "long_connection, flows, scans, arp, tunnels, correlation, "
-                       "logins", "modules to run"),
+                       "logins, ip_info", "modules to run"),
         "entry_points": Key(parse_bool, "yes", "also load modules from the 'slips.modules' "
                             "entry point group"),
     },
@@ -289,9 +289,26 @@ def load(main: Path, overrides: Mapping[str, Mapping[str, str]] | None = None) -
         if section not in SCHEMA:
             for key, (_, origin) in given_keys.items():
                 origins[(section, key)] = origin
+    problems += _missing_files(main, values, origins)
     if problems:
         raise ConfigError(problems)
     return Config(values, origins, module_sections, tuple(str(p) for p in files))
+
+
+def _missing_files(main: Path, values: Mapping[str, Mapping[str, Any]],
+                   origins: Mapping[tuple[str, str], str]) -> list[str]:
+    """Files the configuration names that must exist (defaults beside slips.conf need not)."""
+    configured = str(values.get("whitelist", {}).get("file") or "")
+    path = _beside(main, configured)
+    if configured and not path.is_file():
+        why = "not a regular file" if path.exists() else "no such file"
+        return [f"{origins[('whitelist', 'file')]}: [whitelist] file: {path}: {why}"]
+    return []
+
+
+def _beside(main: Path, path: str) -> Path:
+    """``path``, relative ones taken from the folder of the main configuration file."""
+    return (main.parent / path).absolute()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -330,6 +347,18 @@ def state_dir(config: Config) -> Path:
 def output_dir(config: Config) -> Path:
     configured = config.get_str("output", "directory")
     return Path(configured) if configured else state_dir(config) / "output"
+
+
+def whitelist_file(config: Config) -> str:
+    """The whitelist to apply: ``[whitelist] file``, else ``whitelist.conf`` beside the
+    main file when there is one, else ``""`` (none). Absolute, for the children."""
+    main = Path(config.files[0]) if config.files else None
+    configured = config.get_str("whitelist", "file")
+    if configured:
+        return str(_beside(main, configured) if main else Path(configured).absolute())
+    if main is not None and (main.parent / "whitelist.conf").is_file():
+        return str(_beside(main, "whitelist.conf"))
+    return ""
 
 
 def alert_threshold(config: Config) -> float:
