@@ -19,7 +19,6 @@ import re
 import string
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from itertools import chain
 from typing import IO, Any
 
 Record = dict[str, Any]
@@ -222,63 +221,82 @@ def write_log(
     JSON, unset (None) fields are left out like Zeek does. iso_ts writes JSON times as
     ISO8601 strings (Zeek's JSON::TS_ISO8601).
     """
-    if fmt not in ("json", "tsv"):
-        raise ValueError(f"fmt must be 'json' or 'tsv', not {fmt!r}")
     it: Iterator[Mapping[str, Any]] = iter(records)
-    if fields is None:
-        if log_type in FIELDS:
-            fields = FIELDS[log_type]
+    if fields is None and log_type not in FIELDS and fmt == "tsv":
+        materialised = list(it)
+        fields = infer_fields(materialised)
+        it = iter(materialised)
+    with LogWriter(path, log_type, fmt, fields=fields, iso_ts=iso_ts) as writer:
+        for rec in it:
+            writer.write(rec)
+    return writer.count
+
+
+class LogWriter:
+    """One Zeek log written record by record (for logs too big to hold in memory).
+
+    A TSV header needs the first record's time, so it is written with that record;
+    an empty log gets its header at close.
+    """
+
+    def __init__(self, path: str, log_type: str, fmt: str = "json", *,
+                 fields: Fields | None = None, iso_ts: bool = False) -> None:
+        if fmt not in ("json", "tsv"):
+            raise ValueError(f"fmt must be 'json' or 'tsv', not {fmt!r}")
+        self.log_type, self.fmt, self.iso_ts = log_type, fmt, iso_ts
+        self.fields = list(fields if fields is not None else FIELDS.get(log_type, []))
+        self._names = [name for name, _ in self.fields]
+        self._known = set(self._names)
+        self._formatters = [_formatter(zeek_type) for _, zeek_type in self.fields]
+        self._dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+        self._out = _open_out(path)
+        self.count = 0
+        self._last_ts = 0.0
+
+    def __enter__(self) -> LogWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def write(self, rec: Mapping[str, Any]) -> None:
+        if self.fmt == "json":
+            obj = {k: v for k, v in rec.items() if v is not None}
+            if self.iso_ts and "ts" in obj:
+                obj["ts"] = _iso_time(obj["ts"])
+            self._out.write(self._dumps(obj) + "\n")
         else:
-            materialised = list(it)
-            fields = infer_fields(materialised)
-            it = iter(materialised)
-    with _open_out(path) as out:
-        if fmt == "json":
-            return _write_json(out, it, iso_ts)
-        return _write_tsv(out, log_type, it, fields)
+            if self.count == 0:
+                self._header(float(rec.get("ts") or 0.0))
+            if not self._known.issuperset(rec):
+                extra = sorted(set(rec) - self._known)
+                raise ValueError(f"{self.log_type} record has fields the TSV header lacks: "
+                                 f"{extra}")
+            cells = []
+            for name, fmt_value in zip(self._names, self._formatters, strict=True):
+                value = rec.get(name)
+                cells.append("-" if value is None else fmt_value(value))
+            self._out.write("\t".join(cells) + "\n")
+            self._last_ts = float(rec.get("ts") or self._last_ts)
+        self.count += 1
 
+    def _header(self, first_ts: float) -> None:
+        self._last_ts = first_ts
+        self._out.write(
+            "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n"
+            f"#path\t{self.log_type}\n#open\t{_zeek_time(first_ts)}\n"
+            f"#fields\t{chr(9).join(self._names)}\n"
+            f"#types\t{chr(9).join(t for _, t in self.fields)}\n"
+        )
 
-def _write_json(out: IO[str], records: Iterator[Mapping[str, Any]], iso_ts: bool) -> int:
-    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    count = 0
-    for rec in records:
-        obj = {k: v for k, v in rec.items() if v is not None}
-        if iso_ts and "ts" in obj:
-            obj["ts"] = _iso_time(obj["ts"])
-        out.write(dumps(obj) + "\n")
-        count += 1
-    return count
-
-
-def _write_tsv(
-    out: IO[str], log_type: str, records: Iterator[Mapping[str, Any]], fields: Fields
-) -> int:
-    names = [name for name, _ in fields]
-    known = set(names)
-    formatters = [_formatter(zeek_type) for _, zeek_type in fields]
-    first = next(records, None)
-    first_ts = float(first.get("ts") or 0.0) if first is not None else 0.0
-    out.write(
-        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n"
-        f"#path\t{log_type}\n#open\t{_zeek_time(first_ts)}\n"
-        f"#fields\t{chr(9).join(names)}\n#types\t{chr(9).join(t for _, t in fields)}\n"
-    )
-    count = 0
-    last_ts = first_ts
-    rest = chain([first], records) if first is not None else iter(())
-    for rec in rest:
-        if not known.issuperset(rec):
-            extra = sorted(set(rec) - known)
-            raise ValueError(f"{log_type} record has fields the TSV header lacks: {extra}")
-        cells = []
-        for name, fmt_value in zip(names, formatters, strict=True):
-            value = rec.get(name)
-            cells.append("-" if value is None else fmt_value(value))
-        out.write("\t".join(cells) + "\n")
-        count += 1
-        last_ts = float(rec.get("ts") or last_ts)
-    out.write(f"#close\t{_zeek_time(last_ts)}\n")
-    return count
+    def close(self) -> None:
+        if self._out.closed:
+            return
+        if self.fmt == "tsv":
+            if self.count == 0:
+                self._header(0.0)
+            self._out.write(f"#close\t{_zeek_time(self._last_ts)}\n")
+        self._out.close()
 
 
 def write_conn_log(path: str, flows: Iterable[Mapping[str, Any]], fmt: str = "json") -> int:
