@@ -48,3 +48,44 @@ sample: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Debian package (docs/packaging.md). `make deb-deps` needs the network once:
+# Debian's build dependencies (as root) and NFStream's wheel from PyPI (checked
+# against debian/nfstream.txt, kept in debian/wheels/); it does nothing when
+# they are there. `make deb` then builds offline, with Debian's Python (a clean
+# PATH: no pyenv shim, no virtualenv), into build/deb/, and cleans up after itself.
+DEB_BUILD_DEPS := build-essential fakeroot debhelper dh-python pybuild-plugin-pyproject \
+	python3-all python3-setuptools python3-wheel python3-typer python3-click python3-pip
+DEB_PATH := /usr/sbin:/usr/bin:/sbin:/bin
+DEB_OUT  := build/deb
+
+.PHONY: deb deb-deps deb-check
+
+deb-deps:
+	@missing=""; for p in $(DEB_BUILD_DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (run as root, or install them)"; exit 1; fi; \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@cpu=$$(dpkg-architecture -qDEB_HOST_GNU_CPU); \
+	if ! ls debian/wheels/nfstream-*-manylinux*_$$cpu.whl >/dev/null 2>&1; then \
+	  echo "fetching NFStream's wheel for $$cpu (debian/nfstream.txt)"; \
+	  PATH=$(DEB_PATH) /usr/bin/python3 -m pip download --quiet --no-deps --only-binary :all: \
+	    --require-hashes -r debian/nfstream.txt -d debian/wheels; \
+	fi
+
+deb: deb-deps
+	env -u PYTHONPATH -u PYTHONHOME -u VIRTUAL_ENV -u PYENV_VERSION PATH=$(DEB_PATH) \
+	  dpkg-buildpackage -us -uc -b -tc
+	@version=$$(dpkg-parsechangelog -SVersion); mkdir -p $(DEB_OUT); \
+	for f in ../slips_$${version}_*.deb ../slips_$${version}_*.buildinfo ../slips_$${version}_*.changes; do \
+	  mv "$$f" $(DEB_OUT)/; done; \
+	ls -l $(DEB_OUT)/slips_$${version}_*.deb
+
+# What CI shows: make deb, lintian, install, systemd-analyze verify, a smoke
+# test as user slips, purge (as root; it installs and purges the package).
+deb-check:
+	bash packaging/ci/deb-check.sh
