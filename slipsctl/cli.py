@@ -199,6 +199,12 @@ def _print_summary(run: dict[str, Any]) -> None:
                f"bad lines {s.get('bad_lines', 0):,}")
     for line in s.get("input_errors", [])[:5]:
         typer.echo(f"  bad input: {line}")
+    if s.get("whitelisted_events") or s.get("whitelisted_evidence"):
+        typer.echo(f"  whitelisted: flows {s.get('whitelisted_flows', 0):,}  events "
+                   f"{s.get('whitelisted_events', 0):,}  evidence "
+                   f"{s.get('whitelisted_evidence', 0):,}")
+    for line in s.get("whitelist", {}).get("errors", [])[:5]:
+        typer.echo(f"  whitelist: {line}")
     by_type = s.get("evidence_by_type", {})
     typer.echo(f"  evidence {s.get('evidence', 0)}" + (": " + ", ".join(
         f"{k} {v}" for k, v in sorted(by_type.items())) if by_type else ""))

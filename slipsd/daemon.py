@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from slipsd import __version__, protocol, queries
-from slipsd.config import Config, ConfigError, load, runtime_dir, state_dir
+from slipsd.config import Config, ConfigError, load, runtime_dir, state_dir, whitelist_file
 from slipsd.control import ControlServer, Request, socket_answers
 from slipsd.module_loader import (
     ModuleRef,
@@ -31,6 +31,7 @@ from slipsd.runs import RunError, Runs
 from slipsd.sensors.zeek import SensorError
 from slipsd.store import RedisClient, Store, StoreUnavailable, connect
 from slipsd.supervision import Child, Policy, Supervisor
+from slipsd.whitelist import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ class Daemon:
         self.client: RedisClient | None = None
         self.runs: Runs | None = None
         self.modules: dict[str, ModuleRef] = {}
+        # What the whitelist file held when the configuration was last applied: a
+        # reload restarts its readers when only the file's entries changed.
+        self.whitelist_digest = fingerprint(whitelist_file(config))
         self._stop = asyncio.Event()
         self._server: ControlServer | None = None
         self.live_problem = ""
@@ -322,12 +326,16 @@ class Daemon:
                                     "configuration rejected, the running one stays:\n"
                                     + "\n".join(exc.problems)) from None
             change = diff(self.config, new)
+            digest = await asyncio.to_thread(fingerprint, whitelist_file(new))
+            if digest != self.whitelist_digest:  # same file name, new entries
+                change.changed["whitelist.content"] = (self.whitelist_digest, digest)
             if change.empty:
                 return change.summary()
             notify(reloading=1, monotonic_usec=time.monotonic_ns() // 1000)
             try:
                 assert self.runs is not None
                 self.config, self.modules = new, modules
+                self.whitelist_digest = digest
                 self.live_problem = ""
                 await self.runs.apply(new, modules, change)
             except (SensorError, OSError, redis.RedisError) as exc:

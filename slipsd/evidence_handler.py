@@ -22,8 +22,11 @@ from slipsd import outputs
 from slipsd.evidence import Evidence, WindowAccumulator, alerts_for, sort_evidence
 from slipsd.ingest import INGEST
 from slipsd.store import Store, connect
+from slipsd.whitelist import load_whitelist
 
 log = logging.getLogger(__name__)
+
+WHITELISTED_EVIDENCE = "whitelisted_evidence"  # run stats counter
 
 
 @dataclass
@@ -35,18 +38,44 @@ class HandlerSpec:
     modules: list[str] = field(default_factory=list)
     block_ms: int = 1000
     live: bool = False  # decide alerts as evidence arrives, until stopped
+    whitelist: str = ""  # whitelist file (config.whitelist_file); empty: none
+    asn_database: str = ""  # [geoip] asn_database: organisations' AS numbers in the whitelist
 
 
 class EvidenceHandler:
     def __init__(self, spec: HandlerSpec) -> None:
         self.spec = spec
         self._stopping = False
+        whitelist = load_whitelist(spec.whitelist, spec.asn_database)
+        self._whitelist = whitelist if whitelist is not None and whitelist.filters_evidence \
+            else None
+        # Ids of whitelisted evidence seen, and how many the run's stats already count: a
+        # restarted handler replays the stream, and only adds what goes beyond that.
+        self._whitelisted: set[str] = set()
+        self._whitelisted_counted = 0
+
+    def _accept(self, evidence: dict[str, Any]) -> bool:
+        """False for whitelisted evidence: dropped before it is stored or counted."""
+        if self._whitelist is None or not self._whitelist.drops_evidence(evidence):
+            return True
+        if evidence.get("id") not in self._whitelisted:
+            self._whitelisted.add(str(evidence.get("id")))
+            log.debug("whitelisted evidence %s %s -> %s", evidence.get("type"),
+                      evidence.get("attacker"), evidence.get("victim"))
+        return False
+
+    def _count_whitelisted(self, store: Store) -> None:
+        extra = len(self._whitelisted) - self._whitelisted_counted
+        if extra > 0:
+            store.add_counts({WHITELISTED_EVIDENCE: extra})
+            self._whitelisted_counted += extra
 
     def run(self) -> int:
         spec = self.spec
         store = Store(connect(spec.redis_url), spec.run_id)
         if store.start_evidence_group():
             log.warning("evidence handler restarted: replaying run %s", spec.run_id)
+        self._whitelisted_counted = store.stats().get(WHITELISTED_EVIDENCE, 0)
         store.mark_ready("evidence")
         signal.signal(signal.SIGTERM, self._on_sigterm)
         if spec.live:
@@ -58,8 +87,9 @@ class EvidenceHandler:
                 if "done" in body:
                     store.add_module_done(body["done"], body.get("failed", ""))
                     waiting.discard(body["done"])
-                else:
+                elif self._accept(body["evidence"]):
                     store.add_evidence(body["evidence"])
+            self._count_whitelisted(store)
             store.ack_evidence([eid for eid, _ in items])
         if waiting:
             return 0  # stopped before the end: the run is left unfinished
@@ -82,10 +112,12 @@ class EvidenceHandler:
         while not self._stopping:
             items = store.read_evidence(self.spec.block_ms)
             for _, body in items:
-                if "evidence" in body and store.add_evidence(body["evidence"]):
+                if "evidence" in body and self._accept(body["evidence"]) \
+                        and store.add_evidence(body["evidence"]):
                     item = Evidence.from_dict(body["evidence"])
                     outputs.append_live(folder, item, None)
                     self._add_live(store, folder, windows, item)
+            self._count_whitelisted(store)
             store.ack_evidence([eid for eid, _ in items])
         return 0
 
@@ -131,9 +163,20 @@ class EvidenceHandler:
             "alerts_by_type": dict(alert_types),
             "modules_failed": failed,
             "output": spec.output_dir,
+            **whitelist_summary(stats, meta),
         }
         store.set_run_meta(summary=summary)
         return summary
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         self._stopping = True
+
+
+def whitelist_summary(stats: dict[str, int], meta: dict[str, Any]) -> dict[str, Any]:
+    """What the whitelist removed from the run, for its summary."""
+    return {
+        "whitelisted_flows": stats.get("whitelisted.new_flow", 0),
+        "whitelisted_events": sum(v for k, v in stats.items() if k.startswith("whitelisted.")),
+        "whitelisted_evidence": stats.get(WHITELISTED_EVIDENCE, 0),
+        "whitelist": meta.get("whitelist", {}),
+    }

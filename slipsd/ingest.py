@@ -17,6 +17,7 @@ from slipsd.inputs import Input, InputError, LineError, open_fd, open_path
 from slipsd.inputs.follow import FollowInput, Wakeup
 from slipsd.profiler import Profiler
 from slipsd.store import Producer, Store, connect
+from slipsd.whitelist import Whitelist, load_whitelist
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class IngestSpec:
     follow_dirs: list[str] = field(default_factory=list)  # live: sensor folders to follow
     zeek: str = ""  # read captures with this zeek program; empty: the flowmeter
     poll_seconds: float = 1.0  # at most this long between looks, when inotify is silent
+    whitelist: str = ""  # whitelist file (config.whitelist_file); empty: none
+    asn_database: str = ""  # [geoip] asn_database: organisations' AS numbers in the whitelist
 
 
 def input_info(source: Input) -> dict[str, Any]:
@@ -50,6 +53,16 @@ def input_info(source: Input) -> dict[str, Any]:
     declared = getattr(source, "log_types", None)
     log_types = sorted(declared) if declared is not None else sorted(LOG_CHANNELS)
     return {"source": source.name, "log_types": log_types}
+
+
+def open_whitelist(spec: IngestSpec, store: Store) -> Whitelist | None:
+    """The run's whitelist; what was read (entries, bad lines) goes in the run's metadata."""
+    whitelist = load_whitelist(spec.whitelist, spec.asn_database)
+    if whitelist is not None:
+        store.set_run_meta(whitelist=whitelist.info())
+        log.info("whitelist %s: %d entries, %d bad lines", whitelist.path,
+                 len(whitelist.entries), whitelist.bad_lines)
+    return whitelist
 
 
 def run_ingest(spec: IngestSpec) -> int:
@@ -73,10 +86,11 @@ def run_ingest(spec: IngestSpec) -> int:
     missing = store.wait_ready(spec.readers, spec.ready_timeout)
     if missing:
         log.warning("starting without readers that never became ready: %s", sorted(missing))
+    whitelist = open_whitelist(spec, store)
     producer = Producer(store.redis, spec.run_id, TRAFFIC_CHANNELS, max_lag=spec.max_lag)
     producer.emit(NEW_INPUT, input_info(source))
     profiler = Profiler(store, producer, width=spec.width, direction=spec.direction,
-                        batch_size=spec.batch_size)
+                        batch_size=spec.batch_size, whitelist=whitelist)
     bad: list[str] = []
     bad_count = 0
 
@@ -130,9 +144,10 @@ def run_live_ingest(spec: IngestSpec) -> int:
     missing = store.wait_ready(spec.readers, spec.ready_timeout)
     if missing:
         log.warning("following without readers that never became ready: %s", sorted(missing))
+    whitelist = open_whitelist(spec, store)
     producer = Producer(store.redis, spec.run_id, TRAFFIC_CHANNELS, max_lag=spec.max_lag)
     profiler = Profiler(store, producer, width=spec.width, direction=spec.direction,
-                        batch_size=spec.batch_size)
+                        batch_size=spec.batch_size, whitelist=whitelist)
     if "first_ts" in meta:
         profiler.resume(float(meta["first_ts"]), store.ips())
     else:

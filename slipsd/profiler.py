@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slipsd.events import NEW_IP, TW_CLOSED
 from slipsd.store import Producer, Store
 from slipsd.store._store import WindowDelta
+
+if TYPE_CHECKING:
+    from slipsd.whitelist import Whitelist
 
 
 @dataclass
@@ -28,6 +31,7 @@ class ProfilerCounts:
     events: int = 0
     flows: int = 0
     late: int = 0  # events whose window had already been closed
+    whitelisted: int = 0  # records dropped by the whitelist, never published
     by_channel: dict[str, int] = field(default_factory=dict)
 
 
@@ -40,8 +44,12 @@ class Profiler:
         width: float = 3600.0,
         direction: str = "out",
         batch_size: int = 500,
+        whitelist: Whitelist | None = None,
     ) -> None:
         self._store = store
+        # Only a whitelist that filters traffic costs anything per record.
+        self._whitelist = whitelist if whitelist is not None and whitelist.filters_flows \
+            else None
         self._producer = producer
         self._width = width
         self._both = direction == "all"
@@ -72,6 +80,12 @@ class Profiler:
         return max(0, int((ts - self.start) // self._width))
 
     def feed(self, ts: float, channel: str, event: dict[str, Any]) -> None:
+        if self._whitelist is not None and self._whitelist.drops_event(channel, event):
+            # As if the record were not in the input: no profile, window, new_ip or event.
+            self.counts.whitelisted += 1
+            name = f"whitelisted.{channel}"
+            self._pending_counts[name] = self._pending_counts.get(name, 0) + 1
+            return
         if self.start is None:
             self.start = ts
             self._store.set_run_meta(first_ts=ts, width=self._width)

@@ -39,8 +39,11 @@ def run_figures(client: RedisClient, run: Run) -> dict[str, Any]:
     pipe.hlen(store.key("evidence"))
     pipe.llen(store.key("alerts"))
     profiles, evidence, alerts = pipe.execute()
+    whitelisted = sum(v for k, v in stats.items() if k.startswith("whitelisted."))
     return {**run.info(), "flows": flows, "flows_per_second": round(flows / elapsed, 1),
-            "profiles": profiles, "evidence": evidence, "alerts": alerts}
+            "profiles": profiles, "evidence": evidence, "alerts": alerts,
+            "whitelisted_events": whitelisted,
+            "whitelisted_evidence": stats.get("whitelisted_evidence", 0)}
 
 
 def _limit(args: Mapping[str, Any], default: int = 100) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from slipsd.config import Config, alert_threshold, output_dir, state_dir
+from slipsd.config import Config, alert_threshold, output_dir, state_dir, whitelist_file
 from slipsd.events import TRAFFIC_CHANNELS
 from slipsd.ingest import INGEST
 from slipsd.module_loader import ModuleRef, unavailable_reason
@@ -155,10 +155,8 @@ class Runs:
         cfg = self.config
         zeek = find_zeek(cfg.get_str("sensors", "zeek"))
         sensor = choose_sensor(cfg.get_str("sensors", "sensor"), zeek)
-        folders = []
         for interface in cfg.get_list("sensors", "interfaces"):
             folder = self.sensor_root / interface
-            folders.append(str(folder))
             if sensor == "zeek" and zeek is not None:
                 spec = live_spec(zeek, interface, folder,
                                  bpf_filter=cfg.get_str("sensors", "bpf_filter"),
@@ -173,6 +171,11 @@ class Runs:
             spec.group, spec.env = run.id, self._env()
             run.children.append(spec.name)
             self.supervisor.start(spec)
+        self._start_live_ingest(run)
+
+    def _start_live_ingest(self, run: Run) -> None:
+        folders = [str(self.sensor_root / i) for i in self.config.get_list("sensors",
+                                                                           "interfaces")]
         self._start(run, "ingest", "ingest", 10, Restart.ALWAYS, {
             **self._ingest_spec(run), "source_name": "live", "follow_dirs": folders,
         })
@@ -203,13 +206,19 @@ class Runs:
             if name in live.modules:
                 self._start_module(live, name, modules[name], Restart.ALWAYS)
         keys = change.changed.keys()
-        if any(k.startswith(("alerts.", "profiles.")) for k in keys):
+        # The whitelist (its file, or what is in it) is applied by the ingest to traffic
+        # and by the evidence handler to evidence; the AS database serves its org entries.
+        whitelist = any(k.startswith("whitelist.") or k == "geoip.asn_database" for k in keys)
+        if whitelist or any(k.startswith(("alerts.", "profiles.")) for k in keys):
             await self._stop_children(live, [f"{live.id}/evidence"])
             self._start_evidence(live, Restart.ALWAYS, live=True)
         if any(k.startswith(("sensors.", "profiles.", "bus.")) for k in keys):
             sensors = [c for c in live.children if c.startswith("sensor/")]
             await self._stop_children(live, [*sensors, f"{live.id}/ingest"])
             self._start_live_inputs(live)
+        elif whitelist:
+            await self._stop_children(live, [f"{live.id}/ingest"])
+            self._start_live_ingest(live)
 
     async def restart_module(self, name: str, ref: ModuleRef) -> str | None:
         """Restart one module's host in the live run (it replays the run's retained
@@ -251,6 +260,8 @@ class Runs:
         return self._start(run, "evidence", "evidence", 30, restart, {
             "run_id": run.id, "redis_url": self.redis_url, "output_dir": run.output,
             "threshold": alert_threshold(self.config), "modules": run.modules, "live": live,
+            "whitelist": whitelist_file(self.config),
+            "asn_database": self.config.get_str("geoip", "asn_database"),
         })
 
     def _start_module(self, run: Run, name: str, ref: ModuleRef, restart: Restart) -> Child:
@@ -273,6 +284,8 @@ class Runs:
             "batch_size": cfg.get_int("bus", "batch_size"),
             "max_lag": cfg.get_int("bus", "max_lag"),
             "readers": [*run.modules, "evidence"],
+            "whitelist": whitelist_file(cfg),
+            "asn_database": cfg.get_str("geoip", "asn_database"),
         }
 
     def _capture_zeek(self) -> str:

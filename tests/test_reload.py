@@ -90,3 +90,25 @@ def test_modules_enable_disable_restart_and_persist(make_daemon: Any) -> None:
     bad = runner.invoke(app, ["modules", "enable", "nosuch", *sock])
     assert bad.exit_code == 1 and "unknown module 'nosuch'" in bad.output
     assert "template" in module_hosts(daemon)  # the refused change changed nothing
+
+
+def test_a_changed_whitelist_restarts_only_its_readers(make_daemon: Any) -> None:
+    daemon: Daemon = make_daemon(live_conf())
+    wait_for(lambda: "long_connection" in module_hosts(daemon), 30, "the live module hosts")
+
+    def pids(role: str) -> set[int]:
+        return {c["pid"] for c in daemon.children(role) if c["pid"]}
+
+    wait_for(lambda: pids("ingest") and pids("evidence"), 30, "the live ingest and handler")
+    before = {role: pids(role) for role in ("sensor", "module", "ingest", "evidence")}
+    whitelist = daemon.config.parent / "whitelist.conf"  # the default place: no key changes
+    whitelist.write_text("ip, 192.0.2.7\n")
+    out = runner.invoke(app, ["reload", "--json", "--socket", str(daemon.socket)])
+    assert out.exit_code == 0, out.output
+    assert "whitelist.content" in out.output
+    wait_for(lambda: pids("ingest") and pids("ingest") != before["ingest"]
+             and pids("evidence") and pids("evidence") != before["evidence"], 30,
+             "a new ingest and evidence handler")
+    assert pids("sensor") == before["sensor"] and pids("module") == before["module"]
+    again = runner.invoke(app, ["reload", "--socket", str(daemon.socket)])
+    assert again.output.strip() == "configuration unchanged"
