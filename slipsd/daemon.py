@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -29,7 +30,7 @@ from slipsd.redis_server import redis_spec
 from slipsd.reload import diff
 from slipsd.runs import RunError, Runs
 from slipsd.sensors.zeek import SensorError
-from slipsd.store import RedisClient, Store, StoreUnavailable, connect
+from slipsd.store import RedisClient, Store, StoreUnavailable, connect, dump_caches, load_caches
 from slipsd.supervision import Child, Policy, Supervisor
 from slipsd.whitelist import fingerprint
 
@@ -118,6 +119,7 @@ class Daemon:
             child = self.supervisor.start(spec)
             self.client = await self._connect(self.redis_url, timeout, child)
             self.supervisor.confirm_running(spec.name)
+        await asyncio.to_thread(self._load_caches)
         self.runs = Runs(self.supervisor, self.client, self.redis_url, self.config, self.modules)
         self.runs.sensor_root = state_dir(self.config) / "sensors"
         self._server = ControlServer(self.socket_path, {
@@ -171,6 +173,34 @@ class Daemon:
             if fields:
                 notify(**fields)
 
+    def _caches_file(self) -> Path:
+        return state_dir(self.config) / "module-caches.json"
+
+    def _load_caches(self) -> None:
+        """Modules' caches (paid-for lookups) from the last run of slipsd."""
+        assert self.client is not None
+        path = self._caches_file()
+        try:
+            restored = load_caches(self.client, json.loads(path.read_text()))
+            log.info("restored %d cached module answers from %s", restored, path)
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, AttributeError, redis.RedisError) as exc:
+            log.warning("module caches not restored from %s: %s", path, exc)
+
+    def _save_caches(self) -> None:
+        if self.client is None:
+            return
+        path = self._caches_file()
+        try:
+            caches = dump_caches(self.client)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(caches))
+            tmp.replace(path)
+        except (OSError, redis.RedisError) as exc:
+            log.warning("module caches not saved to %s: %s", path, exc)
+
     async def shutdown(self) -> None:
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
@@ -180,6 +210,7 @@ class Daemon:
         log.info("stopping")
         if self._server is not None:
             await self._server.close()
+        await asyncio.to_thread(self._save_caches)
         await self.supervisor.stop_all()
         if self.client is not None:
             self.client.close()

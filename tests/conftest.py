@@ -95,6 +95,8 @@ class Daemon:
 
     def start(self, wait: bool = True) -> Daemon:
         notify_path = self.root / "notify.sock"
+        notify_path.unlink(missing_ok=True)  # a restarted daemon: a fresh notify socket
+        self.notifications = []
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._notify.bind(str(notify_path))
         self._notify.settimeout(0.05)

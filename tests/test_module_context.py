@@ -55,6 +55,13 @@ def test_ip_info_cache_and_data_dir_across_runs(make_daemon: Any, tmp_path: Path
         ["192.168.1.5", "203.0.113.1", "203.0.113.2", "203.0.113.3"])
     assert (daemon.root / "state" / "modules" / "enricher" / "runs").read_text() == "xx"
 
+    # The embedded Redis keeps nothing on disk: slipsd saves the caches when it stops
+    # and restores them when it starts, so paid-for answers outlive it.
+    assert daemon.stop() == 0
+    daemon.start()
+    third = daemon.analyze(folder)
+    assert _profile(daemon, "192.168.1.5", third["id"])["ip_info"]["earlier_run"] == second["id"]
+
 
 def test_a_module_that_cannot_run_is_not_started(make_daemon: Any, tmp_path: Path) -> None:
     needed = tmp_path / "key"

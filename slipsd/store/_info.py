@@ -61,3 +61,23 @@ class ModuleCache:
     def set(self, field: str, value: Any, ttl: float) -> None:
         entry = {"expires": time.time() + ttl, "value": value}
         self.redis.hset(self.key, field, json.dumps(entry))
+
+
+def dump_caches(client: RedisClient) -> dict[str, dict[str, str]]:
+    """Every module's cache, raw (the embedded Redis keeps nothing on disk)."""
+    return {key: client.hgetall(key) for key in client.scan_iter(match=keys.module_cache("*"))}
+
+
+def load_caches(client: RedisClient, caches: Mapping[str, Mapping[str, str]]) -> int:
+    """Put saved caches back, never over newer entries; returns how many were restored.
+    Expired entries come back too and are dropped when read."""
+    pipe = client.pipeline(transaction=False)
+    count = 0
+    for key, fields in caches.items():
+        if not key.startswith(keys.module_cache("")):
+            continue
+        for field, value in fields.items():
+            pipe.hsetnx(key, field, value)
+            count += 1
+    pipe.execute()
+    return count
