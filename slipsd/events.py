@@ -33,6 +33,9 @@ LOG_CHANNELS: Final[dict[str, str]] = {
     "files": "new_downloaded_file",
     "weird": "new_weird",
     "tunnel": "new_tunnel",
+    # Certificates seen in TLS handshakes; no connection id: ssl.log links to
+    # them by cert_chain_fps (Zeek >= 5, x509 "fingerprint") or cert_chain_fuids (x509 "id").
+    "x509": "new_x509",
 }
 
 # Channels the profiler produces; modules subscribe to any of these.

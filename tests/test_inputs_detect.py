@@ -60,7 +60,10 @@ def test_a_pipe_of_mixed_zeek_json_lines(tmp_path: Path) -> None:
     dns = {"_path": "dns", "ts": 11.0, "uid": "D1", "id.orig_h": "10.0.0.1", "id.orig_p": 6,
            "id.resp_h": "10.0.0.53", "id.resp_p": 53, "query": "example.org",
            "answers": ["192.0.2.1"]}
-    lines = [json.dumps(conn), "", "{broken", json.dumps({"foo": 1}), json.dumps(dns)]
+    x509 = {"ts": 12.0, "fingerprint": "ab12", "certificate.subject": "CN=a.example",
+            "certificate.issuer": "CN=a.example"}  # no fuid: told from files.log by subject
+    lines = [json.dumps(conn), "", "{broken", json.dumps({"foo": 1}), json.dumps(dns),
+             json.dumps(x509)]
     read_end, write_end = os.pipe()
     os.write(write_end, ("\n".join(lines) + "\n").encode())
     os.close(write_end)
@@ -71,10 +74,11 @@ def test_a_pipe_of_mixed_zeek_json_lines(tmp_path: Path) -> None:
         source.close()
     finally:
         os.close(read_end)
-    assert [(ts, ch) for ts, ch, _ in records] == [(10.0, "new_flow"), (11.0, "new_dns")]
+    assert [(ts, ch) for ts, ch, _ in records] == [(10.0, "new_flow"), (11.0, "new_dns"),
+                                                   (12.0, "new_x509")]
     assert records[0][2]["state"] == "SF" and records[0][2]["sbytes"] == 10
     assert records[1][2]["answers"] == ["192.0.2.1"]
     assert errors == ["stdin:3: invalid JSON: Expecting property name enclosed in double quotes",
                       "stdin:4: not a Zeek log record slips reads (no _path, unknown fields)"]
     stats = source.files[0]
-    assert (stats.lines, stats.parsed, stats.bad, stats.meta) == (5, 2, 2, 1)
+    assert (stats.lines, stats.parsed, stats.bad, stats.meta) == (6, 3, 2, 1)

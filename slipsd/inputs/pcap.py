@@ -111,7 +111,7 @@ class ZeekPcapInput(PcapInput):
     """The logs ``zeek -r`` wrote for one capture: Zeek sees every protocol."""
 
     log_types = frozenset({"conn", "dns", "http", "ssl", "ssh", "smtp", "dhcp", "arp",
-                           "notice", "software", "files", "weird", "tunnel"})
+                           "notice", "software", "files", "weird", "tunnel", "x509"})
 
 
 def _zeek_read(zeek: str, source: str | int, name: str) -> PcapInput:

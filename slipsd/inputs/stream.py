@@ -24,7 +24,8 @@ _SIGNATURES: tuple[tuple[str, str], ...] = (
     ("conn_state", "conn"), ("qtype_name", "dns"), ("query", "dns"), ("method", "http"),
     ("server_name", "ssl"), ("cipher", "ssl"), ("auth_success", "ssh"), ("helo", "smtp"),
     ("mailfrom", "smtp"), ("msg_types", "dhcp"), ("src_mac", "arp"), ("note", "notice"),
-    ("software_type", "software"), ("fuid", "files"), ("tunnel_type", "tunnel"),
+    ("software_type", "software"), ("certificate.subject", "x509"), ("fuid", "files"),
+    ("tunnel_type", "tunnel"),
     ("notice", "weird"),
 )
 
