@@ -1,0 +1,98 @@
+"""Robust statistics of one destination's connection times and sizes.
+
+Medians and median absolute deviations (MAD) rather than means and standard
+deviations: a missed beat, a large download in the middle of a beacon or a
+sleeping laptop are single outliers that must not hide the rhythm of the rest.
+docs/evidence.md (COMMAND_AND_CONTROL_BEACON) explains the score.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from itertools import pairwise
+
+# Size dispersion (MAD / median) at which size regularity no longer adds anything.
+SIZE_SCALE = 0.4
+# Bytes: sizes are compared against at least this much, so that requests of
+# 0, 3 or 10 bytes do not look wildly irregular.
+SIZE_FLOOR = 64.0
+# Interquartile range of the gaps, relative to their median, at which skew counts fully.
+SKEW_SPREAD = 0.1
+# Weights of timing, size and symmetry in the score (they sum to 1).
+TIME_WEIGHT, SIZE_WEIGHT, SKEW_WEIGHT = 0.5, 0.3, 0.2
+
+
+def quantile(ordered: Sequence[float], q: float) -> float:
+    """Linear-interpolated quantile of an already sorted, non-empty sequence."""
+    pos = (len(ordered) - 1) * q
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def median_mad(values: Sequence[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    middle = quantile(ordered, 0.5)
+    return middle, quantile(sorted(abs(v - middle) for v in ordered), 0.5)
+
+
+def bowley(ordered: Sequence[float]) -> float:
+    """Quartile skewness in [-1, 1], weighed by how much spread there is to be skewed.
+
+    Gaps that differ by a few tenths of a second (network and scheduler noise on
+    a clock-driven beacon) have a skew that is pure chance; it counts in full
+    only once the interquartile range reaches SKEW_SPREAD of the median.
+    """
+    q1, q2, q3 = quantile(ordered, 0.25), quantile(ordered, 0.5), quantile(ordered, 0.75)
+    spread = q3 - q1
+    if spread <= 0 or q2 <= 0:
+        return 0.0
+    return (q3 + q1 - 2 * q2) / spread * min(1.0, spread / (SKEW_SPREAD * q2))
+
+
+@dataclass(frozen=True, slots=True)
+class Rhythm:
+    """What the beats of one destination look like."""
+
+    beats: int
+    span: float  # seconds from the first to the last beat kept
+    period: float  # median gap between beats
+    gap_mad: float
+    time_dispersion: float  # gap_mad / period
+    regular: float  # share of gaps within 2 x tolerance of the period
+    skew: float  # Bowley skew of the gaps
+    size: float  # median bytes sent per beat
+    size_dispersion: float  # size MAD / max(size, SIZE_FLOOR)
+    score: float  # 0..1, see score()
+
+
+def measure(times: Sequence[float], sizes: Sequence[float], tolerance: float) -> Rhythm | None:
+    """The rhythm of beats at ``times`` (ascending) sending ``sizes`` bytes each."""
+    if len(times) < 3:
+        return None
+    gaps = sorted(b - a for a, b in pairwise(times))
+    period = quantile(gaps, 0.5)
+    if period <= 0:
+        return None
+    deviations = sorted(abs(g - period) for g in gaps)
+    gap_mad = quantile(deviations, 0.5)
+    # MAD only speaks for the closest half of the gaps; this speaks for the rest.
+    regular = bisect_right(deviations, 2 * tolerance * period) / len(gaps)
+    size, size_mad = median_mad(sizes)
+    rhythm = Rhythm(
+        beats=len(times), span=times[-1] - times[0], period=period, gap_mad=gap_mad,
+        time_dispersion=gap_mad / period, regular=regular, skew=bowley(gaps), size=size,
+        size_dispersion=size_mad / max(size, SIZE_FLOOR), score=0.0,
+    )
+    return replace(rhythm, score=score(rhythm, tolerance))
+
+
+def score(r: Rhythm, tolerance: float) -> float:
+    """Weighted regularity: timing counts 1 at no dispersion and 1/2 at the tolerance."""
+    timing = max(0.0, 1.0 - r.time_dispersion / (2 * tolerance)) if tolerance > 0 else 0.0
+    sizes = max(0.0, 1.0 - r.size_dispersion / SIZE_SCALE)
+    symmetry = 1.0 - min(1.0, abs(r.skew))
+    return TIME_WEIGHT * timing + SIZE_WEIGHT * sizes + SKEW_WEIGHT * symmetry
+
