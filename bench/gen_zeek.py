@@ -8,9 +8,10 @@ Writes OUT/conn.log, dns.log, http.log and ssl.log in time order, one record per
 plus OUT/truth.json (what was mixed in, and where) and OUT/feed.csv (a local threat
 feed, docs/feeds.md format, listing the blacklisted addresses and domains).
 
-The background is ordinary traffic: each flow is DNS to the local resolver (with the
-lookup's answer), HTTPS with an ssl record, HTTP with an http record, NTP, or a
-failed connection; hosts and servers are picked with a skewed (Zipf-like)
+The background is ordinary traffic: HTTPS with an ssl record, HTTP with an http
+record, NTP, or now and then a connection that got no answer, each preceded by a
+DNS lookup at the local resolver when the host has not resolved that server's name
+in the last 5 minutes; hosts and servers are picked with a skewed (Zipf-like)
 popularity, as in real networks. Mixed in at known places:
 - a horizontal scan of 445/tcp (300 addresses) at 25 % of the span;
 - a vertical scan of 1000 ports of one server at 50 %;
@@ -37,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import zeekgen
 
 START = 1_700_000_000.0
-RESOLVER = "192.168.0.1"
+RESOLVER = "192.168.1.1"
+TTL = 300.0  # seconds a host keeps a name it resolved
 # Public /8s that real traffic is full of; generated servers are spread over them.
 SERVER_NETS = (23, 34, 35, 52, 54, 104, 142, 151, 157, 185)
 WORDS = ("cdn", "api", "static", "img", "www", "mail", "edge", "media", "update", "login")
@@ -52,7 +54,7 @@ class Network:
 
     def __init__(self, rng: random.Random, hosts: int, servers: int) -> None:
         self.rng = rng
-        self.hosts = [f"192.168.{1 + i // 250}.{10 + i % 250}" for i in range(hosts)]
+        self.hosts = [f"192.168.{1 + i // 240}.{10 + i % 240}" for i in range(hosts)]
         self.servers = [f"{SERVER_NETS[i % len(SERVER_NETS)]}.{(i * 37) % 250 + 1}."
                         f"{(i * 101) % 250 + 1}.{i % 200 + 20}" for i in range(servers)]
         self.names = [f"{WORDS[i % len(WORDS)]}{i}.site{i % 997}.com" for i in range(servers)]
@@ -70,36 +72,42 @@ Item = tuple[float, int, str, dict[str, Any]]  # (ts, tie-break, log type, recor
 
 
 def background(net: Network, n: int, span: float) -> Iterator[Item]:
+    """Ordinary traffic: each connection to a server is preceded by a DNS lookup of its
+    name when the host has not resolved it in the last TTL, as a stub resolver does."""
     rng = net.rng
     step = span / max(n, 1)
+    resolved: dict[tuple[str, int], float] = {}
     for i in range(n):
-        ts = round(START + i * step + rng.random() * step, 6)
-        uid = zeekgen.make_uid(rng)
+        ts = round(START + i * step + rng.random() * step * 0.9, 6)
+        later = round(ts + min(0.0005, step * 0.05), 6)  # the connection after its lookup
         host = net.host()
         kind = rng.random()
-        if kind < 0.25:
-            index = net.server()
+        # Now and then one of the few servers that are down, tried again and again.
+        index = net.server() if kind < 0.99 else len(net.servers) - 1 - i % 3
+        server, name = net.servers[index], net.names[index]
+        if ts - resolved.get((host, index), -TTL) >= TTL:
+            resolved[(host, index)] = ts
+            uid = zeekgen.make_uid(rng)
             yield ts, i, "conn", _conn(ts, uid, host, RESOLVER, 53, "udp", "dns", 0.02, 40, 90)
-            yield ts, i, "dns", _dns(ts, uid, host, net.names[index], [net.servers[index]])
-            continue
-        index = net.server()
-        server = net.servers[index]
-        if kind < 0.80:
+            yield ts, i, "dns", _dns(ts, uid, host, name, [server])
+        uid = zeekgen.make_uid(rng)
+        if kind < 0.75:
             sent, got = rng.randint(500, 3000), rng.randint(1000, 80000)
-            yield ts, i, "conn", _conn(ts, uid, host, server, 443, "tcp", "ssl",
-                                       rng.expovariate(1 / 8), sent, got)
-            yield ts, i, "ssl", _ssl(ts, uid, host, server, net.names[index])
-        elif kind < 0.90:
+            yield later, i, "conn", _conn(later, uid, host, server, 443, "tcp", "ssl",
+                                          rng.expovariate(1 / 8), sent, got)
+            yield later, i, "ssl", _ssl(later, uid, host, server, name)
+        elif kind < 0.93:
             got = rng.randint(200, 200000)
-            yield ts, i, "conn", _conn(ts, uid, host, server, 80, "tcp", "http",
-                                       rng.expovariate(1 / 2), 400, got)
-            yield ts, i, "http", _http(ts, uid, host, server, net.names[index], "/", got,
-                                       USER_AGENTS[_stable(host) % 2])
-        elif kind < 0.95:
-            yield ts, i, "conn", _conn(ts, uid, host, server, 123, "udp", "ntp", 0.05, 48, 48)
+            yield later, i, "conn", _conn(later, uid, host, server, 80, "tcp", "http",
+                                          rng.expovariate(1 / 2), 400, got)
+            yield later, i, "http", _http(later, uid, host, server, name, "/", got,
+                                          USER_AGENTS[_stable(host) % 2])
+        elif kind < 0.99:
+            yield later, i, "conn", _conn(later, uid, host, server, 123, "udp", "ntp", 0.05,
+                                          48, 48)
         else:
-            yield ts, i, "conn", _conn(ts, uid, host, server, 8080, "tcp", None, None,
-                                       None, None, state="S0", history="S")
+            yield later, i, "conn", _conn(later, uid, host, server, 443, "tcp", None, None,
+                                          None, None, state="S0", history="S")
 
 
 def injected(net: Network, span: float, truth: dict[str, Any]) -> Iterator[Item]:
