@@ -15,6 +15,9 @@ def notify(**fields: str | int) -> bool:
         address = "\0" + address[1:]
     message = "\n".join(f"{key.upper()}={value}" for key, value in fields.items())
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        # Never wait: a notify reader that stops reading (a full queue) must not stall
+        # slipsd's event loop, which sends the watchdog pings. A lost ping is harmless.
+        sock.setblocking(False)
         try:
             sock.sendto(message.encode(), address)
         except OSError:

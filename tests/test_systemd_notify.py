@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -128,3 +130,29 @@ def test_watchdog_interval(monkeypatch: pytest.MonkeyPatch,
         else:
             monkeypatch.delenv(name, raising=False)
     assert watchdog_interval() == expected
+
+
+def test_a_notify_reader_that_stops_reading_never_stalls_slipsd(make_daemon: Any,
+                                                                 tmp_path: Path) -> None:
+    daemon: Daemon = make_daemon(env={"WATCHDOG_USEC": "200000"})
+    # Fill the notify socket's queue, as a wedged service manager would leave it.
+    filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    filler.setblocking(False)
+    queued = 0
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            filler.sendto(b"X=1", str(daemon.root / "notify.sock"))
+            queued += 1
+    filler.close()
+    assert queued > 0
+    (tmp_path / "in").mkdir()
+    zeekgen.write_conn_log(str(tmp_path / "in" / "conn.log"), zeekgen.make_conn_flows(200))
+    # An analysis spans many 100 ms watchdog pings that find the queue full.
+    fd = os.open(tmp_path / "in" / "conn.log", os.O_RDONLY)
+    try:
+        with daemon.client(timeout=60) as client:
+            run = client.call("analyze", {"name": "conn.log"}, fds=[fd])
+    finally:
+        os.close(fd)
+    assert run["state"] == "finished"
+    assert daemon.call("status")["daemon"]["pid"] == daemon.proc.pid  # type: ignore[union-attr]
