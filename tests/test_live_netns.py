@@ -109,6 +109,17 @@ def test_a_port_scan_on_a_live_interface_becomes_an_alert(make_daemon: Any, veth
     sensor = wait_for(lambda: [c for c in daemon.children("sensor") if c["state"] == "running"],
                       60, f"the flowmeter sensor on {veth.host_if}")[0]
     assert sensor["name"] == f"sensor/{veth.host_if}"
+    conn_log = daemon.root / "state" / "sensors" / veth.host_if / "conn.log"
+
+    def probe_logged() -> bool:
+        # The sensor's process is up before its capture is: knock until a flow of the
+        # namespace's reaches conn.log (after the 2 s idle timeout), then scan.
+        subprocess.run(["ip", "netns", "exec", veth.namespace, "python3", "-c", SCAN,
+                        veth.host_addr, "19999", "1"], capture_output=True, timeout=10,
+                       check=False)
+        return conn_log.exists() and f'"id.orig_h":"{veth.ns_addr}"' in conn_log.read_text()
+
+    wait_for(probe_logged, 60, f"a first flow from {veth.ns_addr} in {conn_log}")
     scan = subprocess.run(
         ["ip", "netns", "exec", veth.namespace, "python3", "-c", SCAN, veth.host_addr, "20000",
          str(SCAN_PORTS)], capture_output=True, text=True, timeout=SCAN_PORTS * 0.3, check=False)
@@ -119,8 +130,6 @@ def test_a_port_scan_on_a_live_interface_becomes_an_alert(make_daemon: Any, veth
         veth.host_addr}
     shown = CliRunner().invoke(app, ["alerts", "--socket", str(daemon.socket)])
     assert shown.exit_code == 0 and f"ALERT {veth.ns_addr}" in shown.output
-    conn_log = daemon.root / "state" / "sensors" / veth.host_if / "conn.log"
-    assert f'"id.orig_h":"{veth.ns_addr}"' in conn_log.read_text()
     assert daemon.call("hello")["pid"] == daemon.proc.pid  # type: ignore[union-attr]
     assert [c["restarts"] for c in daemon.children("sensor")] == [0]
     assert daemon.stop() == 0
