@@ -142,7 +142,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "directories": Key(parse_list, "builtin", "folders holding module folders; 'builtin' is "
                            "the modules shipped with slips"),
         "enabled": Key(parse_list, "long_connection, flows, scans, arp, tunnels, correlation, "
-                       "logins, ip_info", "modules to run"),
+                       "logins, ip_info, dns, tls, http, threat_intelligence, beaconing",
+                       "modules to run"),
         "entry_points": Key(parse_bool, "yes", "also load modules from the 'slips.modules' "
                             "entry point group"),
     },

@@ -7,12 +7,12 @@ import os
 import signal
 from typing import Any
 
-from test_live import live_conf
 from typer.testing import CliRunner
 
 from slipsctl.cli import app
 
 from conftest import Daemon, wait_for
+from test_live import live_conf
 
 runner = CliRunner()
 

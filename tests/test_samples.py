@@ -9,6 +9,8 @@ documented in docs/evidence.md, so a detection without samples fails here.
       "config": {"threshold": "60"},          (optional: module options)
       "home_networks": ["192.168.1.0/24"],    (optional: [profiles] home_networks)
       "width": 3600,                          (optional: time window width)
+      "geoip": {"asn": {"203.0.113.0/24": [64500, "Example Transit"]},
+                "country": {"203.0.113.0/24": "NL"}},   (optional: ctx.geoip databases)
       "logs": {"conn": [{"ts": ..., "uid": ..., "id.orig_h": ..., ...}], "dns": [...]},
       "expect": [{"type": "LONG_CONNECTION", "attacker": "10.0.0.1", "victim": "1.2.3.4",
                   "count": 1}]}]              (attacker, victim, threat_level optional;
@@ -22,9 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
 
 from slipsd.events import TRAFFIC_CHANNELS
 from slipsd.evidence import Evidence
+from slipsd.geoip import GeoIP
 from slipsd.inputs import ZeekInput
 from slipsd.module import Module
 from slipsd.module_loader import ModuleRef, load_class
@@ -51,6 +56,26 @@ def sample_params() -> list[Any]:
             for folder in MODULES for sample in samples_of(folder)]
 
 
+def sample_geoip(spec: dict[str, Any], folder: Path) -> GeoIP | None:
+    """Small MaxMind databases holding just what the sample's "geoip" says."""
+    if not spec:
+        return None
+    folder.mkdir()
+    paths = {"asn": "", "country": ""}
+    for what, db_type in (("asn", "GeoLite2-ASN"), ("country", "GeoLite2-Country")):
+        if what not in spec:
+            continue
+        writer = MMDBWriter(ip_version=6, database_type=db_type, ipv4_compatible=True)
+        for net, value in spec[what].items():
+            record = ({"autonomous_system_number": value[0],
+                       "autonomous_system_organization": value[1]} if what == "asn"
+                      else {"country": {"iso_code": value}})
+            writer.insert_network(IPSet([net]), record)
+        paths[what] = str(folder / f"{what}.mmdb")
+        writer.to_db_file(paths[what])
+    return GeoIP(country_database=paths["country"], asn_database=paths["asn"])
+
+
 def run_sample(cls: type[Module], sample: dict[str, Any], client: RedisClient,
                folder: Path) -> list[Evidence]:
     folder.mkdir()
@@ -69,7 +94,8 @@ def run_sample(cls: type[Module], sample: dict[str, Any], client: RedisClient,
     profiler.finish()
     assert errors == [], f"the sample's log lines must be valid: {errors}"
     ctx = ModuleTestContext(cls, sample.get("config"),
-                            home_networks=sample.get("home_networks", ()))
+                            home_networks=sample.get("home_networks", ()),
+                            geoip=sample_geoip(sample.get("geoip", {}), folder.parent / "geoip"))
     while not consumer.done:
         entries = consumer.read(200)
         for entry in entries:
@@ -113,3 +139,5 @@ def test_every_evidence_type_has_samples_and_docs(folder: Path) -> None:
     doc = (REPO / "docs" / "evidence.md").read_text()
     for type_ in cls.evidence_types:
         assert f"## {type_}" in doc, f"{type_} is not documented in docs/evidence.md"
+        assert f"| [{type_}](#{type_.lower()}) | `{folder.name}` |" in doc, \
+            f"{type_} is missing from the table of evidence types in docs/evidence.md"
