@@ -384,7 +384,10 @@ def test_demo_capture_tells_its_stories(make_daemon: Any, tmp_path: Path) -> Non
     assert ("HORIZONTAL_PORT_SCAN", "192.168.56.103") in found  # the telnet sweep
     assert ("ARP_SCAN", "192.168.56.104") in found
     assert ("LONG_CONNECTION", "192.168.56.101") in found  # the 28-minute session
-    assert [a["profile"] for a in store.alerts()] == ["192.168.56.103"]
+    # The 60 s beacons to a name the shipped demo feed lists (etc/feeds/demo.csv).
+    assert ("COMMAND_AND_CONTROL_BEACON", "192.168.56.102") in found
+    assert ("BLACKLISTED_DOMAIN", "192.168.56.102") in found
+    assert [a["profile"] for a in store.alerts()] == ["192.168.56.103", "192.168.56.102"]
     assert run["summary"]["bad_lines"] == 0
 
 

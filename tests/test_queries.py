@@ -26,7 +26,8 @@ def test_runs_profiles_and_one_profile(make_daemon: Any, tmp_path: Path) -> None
     assert result["profiles"][0]["ip"] == "192.168.56.103"  # sorted by score: the scanner
     assert result["profiles"][0]["alerts"] == 1
     alerted = json.loads(runner.invoke(app, ["profiles", "--alerted", "--json", *sock]).output)
-    assert [p["ip"] for p in alerted["profiles"]] == ["192.168.56.103"]
+    # The scanner, then the beaconing host (its C&C name is in the shipped demo feed).
+    assert [p["ip"] for p in alerted["profiles"]] == ["192.168.56.103", "192.168.56.102"]
     by_flows = json.loads(runner.invoke(app, ["profiles", "--sort", "flows", "--json",
                                               *sock]).output)["profiles"]
     assert [p["flows"] for p in by_flows] == sorted((p["flows"] for p in by_flows), reverse=True)
