@@ -89,3 +89,14 @@ deb: deb-deps
 # test as user slips, purge (as root; it installs and purges the package).
 deb-check:
 	bash packaging/ci/deb-check.sh
+
+# Benchmarks (bench/run.py): end-to-end analyze of generated Zeek folders of 100k and
+# 1M flows with all default modules, then the flowmeter against NFStream on a generated
+# pcap. Inputs are written once to $(BENCH_DIR) and reused. Not part of `make check`.
+BENCH_DIR   ?= /tmp/slips-bench
+BENCH_SIZES ?= 100k 1M
+
+.PHONY: bench
+
+bench: venv
+	$(BIN)/python bench/run.py $(BENCH_SIZES) --work $(BENCH_DIR) --flowmeter
