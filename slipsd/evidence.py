@@ -119,6 +119,31 @@ class WindowAccumulator:
         )
 
 
+class LiveWindows:
+    """The pending evidence of a live run's windows, bounded: once traffic time has moved
+    ``keep`` windows past a window, it is forgotten. Evidence that still comes for it
+    (rare: a module holding a flow that long) starts it afresh rather than keeping every
+    window of a run that lasts for months."""
+
+    def __init__(self, threshold: float, keep: int = 3) -> None:
+        self.threshold = threshold
+        self.keep = keep
+        self.windows: dict[tuple[str, int], WindowAccumulator] = {}
+        self.newest = -1
+
+    def add(self, item: Evidence) -> Alert | None:
+        if item.tw > self.newest:
+            self.newest = item.tw
+            oldest = self.newest - self.keep
+            for key in [k for k in self.windows if k[1] < oldest]:
+                del self.windows[key]
+        key = (item.profile, item.tw)
+        acc = self.windows.get(key)
+        if acc is None:
+            acc = self.windows[key] = WindowAccumulator(item.profile, item.tw, self.threshold)
+        return acc.add(item)
+
+
 def alerts_for(evidence: Iterable[Evidence], threshold: float) -> list[Alert]:
     """Alerts of a finished analysis, independent of the order evidence arrived in."""
     windows: dict[tuple[str, int], WindowAccumulator] = {}

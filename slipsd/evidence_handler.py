@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Any
 
 from slipsd import outputs
-from slipsd.evidence import Evidence, WindowAccumulator, alerts_for, sort_evidence
+from slipsd.evidence import Evidence, LiveWindows, alerts_for, sort_evidence
 from slipsd.ingest import INGEST
 from slipsd.store import Store, connect
 from slipsd.whitelist import load_whitelist
@@ -105,7 +105,7 @@ class EvidenceHandler:
         """
         folder = Path(self.spec.output_dir)
         alerted = {e for a in store.alerts() for e in a["evidence"]}
-        windows: dict[tuple[str, int], WindowAccumulator] = {}
+        windows = LiveWindows(self.spec.threshold)
         stored = [Evidence.from_dict(e) for e in store.all_evidence()]
         for item in sort_evidence(e for e in stored if e.id not in alerted):
             self._add_live(store, folder, windows, item)
@@ -121,13 +121,9 @@ class EvidenceHandler:
             store.ack_evidence([eid for eid, _ in items])
         return 0
 
-    def _add_live(self, store: Store, folder: Path,
-                  windows: dict[tuple[str, int], WindowAccumulator], item: Evidence) -> None:
-        key = (item.profile, item.tw)
-        acc = windows.get(key)
-        if acc is None:
-            acc = windows[key] = WindowAccumulator(item.profile, item.tw, self.spec.threshold)
-        alert = acc.add(item)
+    def _add_live(self, store: Store, folder: Path, windows: LiveWindows,
+                  item: Evidence) -> None:
+        alert = windows.add(item)
         if alert is not None:
             store.append_alert(alert.to_dict())
             outputs.append_live(folder, None, alert)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from slipsd.config import ConfigError
-from slipsd.evidence import Evidence, alerts_for
+from slipsd.evidence import Evidence, LiveWindows, alerts_for
 from slipsd.module import Module
 from slipsd.module_loader import ModuleRef, discover, load_class
 from slipsd.testing import ModuleTestContext, make_flow
@@ -173,3 +173,15 @@ def test_new_input_tells_modules_what_cannot_exist(log_types: list[str],
                                    history="ShADadFf", ts=1_700_000_100.0))
     ctx.finish()
     assert [e.type for e in ctx.evidence if e.type.startswith("NON_")] == expected
+
+
+def test_live_windows_forget_windows_far_behind() -> None:
+    live = LiveWindows(1.0, keep=3)
+    for tw in range(100):  # a long live run: four low pieces a window, one short of alerting
+        for i in range(4):
+            assert live.add(ev(tw * 10.0 + i, tw=tw, ident=f"e{tw}-{i}")) is None
+    assert sorted({tw for _, tw in live.windows}) == [96, 97, 98, 99]
+    # Within reach, a window still completes its alert...
+    assert live.add(ev(999.0, tw=97, ident="late-97")) is not None
+    # ...while one forgotten long ago starts afresh (the bound's price, documented).
+    assert live.add(ev(999.0, tw=5, ident="late-5")) is None
