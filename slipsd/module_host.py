@@ -118,14 +118,15 @@ class ModuleHost:
         while not consumer.done and not self._stopping:
             entries = consumer.read(spec.block_ms)
             for entry in entries:
-                handler = handlers[entry.channel]
-                for event in entry.events:
-                    self._call(handler, event)
-                    self.processed += 1
+                self._handle(handlers[entry.channel], entry.events)
             self._flush(store, backend)
-            consumer.ack(entries)
             if entries:
-                store.module_progress(spec.name, self.processed, self.errors, self.last_error)
+                # Acks and progress in one round trip; evidence went out before, in _flush.
+                pipe = client.pipeline(transaction=False)
+                consumer.ack(entries, pipe)
+                store.module_progress(spec.name, self.processed, self.errors, self.last_error,
+                                      pipe)
+                pipe.execute()
         self._call(module.shutdown)
         self._flush(store, backend)
         store.module_progress(spec.name, self.processed, self.errors, self.last_error)
@@ -133,20 +134,37 @@ class ModuleHost:
             store.publish_module_done(spec.name)
         return 0
 
+    def _handle(self, handler: Any, events: list[dict[str, Any]]) -> None:
+        """``handler`` on every event, as ``_call`` would, without a frame and a try per event:
+        after an exception the loop goes on with the same iterator, at the next event."""
+        remaining = iter(events)
+        while True:
+            try:
+                for event in remaining:
+                    handler(event)
+                break
+            except Exception as exc:
+                self._failed(handler, exc)
+        self.processed += len(events)
+
     def _call(self, func: Any, *args: Any) -> None:
         """Run one hook call; an exception is logged and counted, never fatal."""
         try:
             func(*args)
         except Exception as exc:
-            self.errors += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            if self.errors <= LOGGED_ERRORS:
-                frames = traceback.format_exception(exc, limit=-3)
-                log.error("module %s: %s failed (error %d):\n%s", self.spec.name,
-                          getattr(func, "__name__", func), self.errors, "".join(frames).rstrip())
-            elif self.errors % 1000 == 0:
-                log.error("module %s: %d errors so far, last: %s", self.spec.name,
-                          self.errors, self.last_error)
+            self._failed(func, exc)
+
+    def _failed(self, func: Any, exc: Exception) -> None:
+        """Log and count a handler's exception; the module goes on."""
+        self.errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if self.errors <= LOGGED_ERRORS:
+            frames = traceback.format_exception(exc, limit=-3)
+            log.error("module %s: %s failed (error %d):\n%s", self.spec.name,
+                      getattr(func, "__name__", func), self.errors, "".join(frames).rstrip())
+        elif self.errors % 1000 == 0:
+            log.error("module %s: %d errors so far, last: %s", self.spec.name,
+                      self.errors, self.last_error)
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         self._stopping = True

@@ -28,11 +28,14 @@ class _Profile:
 
 @dataclass
 class ProfilerCounts:
-    events: int = 0
     flows: int = 0
     late: int = 0  # events whose window had already been closed
     whitelisted: int = 0  # records dropped by the whitelist, never published
     by_channel: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def events(self) -> int:
+        return sum(self.by_channel.values())
 
 
 class Profiler:
@@ -69,6 +72,9 @@ class Profiler:
         self._active: dict[int, set[str]] = {}  # open window -> profiles seen in it
         self._pending_counts: dict[str, int] = {}
         self.counts = ProfilerCounts()
+        # by_channel when the counters were last written: the stats' events.<channel>
+        # are the difference, so a record costs one counter update, not two.
+        self._stored_by_channel: dict[str, int] = {}
 
     def resume(self, start: float | None, seen_ips: set[str]) -> None:
         """Continue a live run after a restart: same window origin, IPs not new again."""
@@ -80,54 +86,63 @@ class Profiler:
         return max(0, int((ts - self.start) // self._width))
 
     def feed(self, ts: float, channel: str, event: dict[str, Any]) -> None:
+        # The per-record path: plain comparisons and dict updates, no helper calls
+        # beyond _touch, since it runs once per input line.
         if self._whitelist is not None and self._whitelist.drops_event(channel, event):
             # As if the record were not in the input: no profile, window, new_ip or event.
             self.counts.whitelisted += 1
             name = f"whitelisted.{channel}"
             self._pending_counts[name] = self._pending_counts.get(name, 0) + 1
             return
-        if self.start is None:
-            self.start = ts
+        start = self.start
+        if start is None:
+            start = self.start = ts
             self._store.set_run_meta(first_ts=ts, width=self._width)
         if ts > self._max_ts:
             self._max_ts = ts
             self._close_passed_windows()
-        tw = self.window_of(ts)
+        tw = int((ts - start) // self._width)  # as window_of
+        if tw < 0:
+            tw = 0
         if tw < self._next_close:
             self.counts.late += 1
         saddr = event.get("saddr") or ""
         daddr = event.get("daddr") or ""
-        for ip in (saddr, daddr):
-            if ip and ip not in self._seen_ips:
-                self._seen_ips.add(ip)
-                self._new_ips.append(ip)
-                self._producer.emit(NEW_IP, {"ip": ip, "ts": ts})
+        seen = self._seen_ips
+        if saddr not in seen or daddr not in seen:
+            for ip in (saddr, daddr):
+                if ip and ip not in seen:
+                    seen.add(ip)
+                    self._new_ips.append(ip)
+                    self._producer.emit(NEW_IP, {"ip": ip, "ts": ts})
         if saddr:
-            self._touch(saddr, ts, tw, event, outgoing=True)
+            self._touch(saddr, ts, tw, event, True)
         if self._both and daddr:
-            self._touch(daddr, ts, tw, event, outgoing=False)
+            self._touch(daddr, ts, tw, event, False)
         event["profile"] = saddr
         event["tw"] = tw
-        self._producer.emit(channel, event)
-        self.counts.events += 1
-        self.counts.by_channel[channel] = self.counts.by_channel.get(channel, 0) + 1
-        self._pending_counts[f"events.{channel}"] = (
-            self._pending_counts.get(f"events.{channel}", 0) + 1
-        )
-        if self._producer.buffered >= self._batch_size:
-            self._since_store += self._producer.buffered
+        producer = self._producer
+        producer.emit(channel, event)
+        by_channel = self.counts.by_channel
+        by_channel[channel] = by_channel.get(channel, 0) + 1
+        if producer.buffered >= self._batch_size:
+            self._since_store += producer.buffered
             self.flush(store=self._since_store >= self._store_every)
 
     def _touch(self, ip: str, ts: float, tw: int, event: dict[str, Any], outgoing: bool) -> None:
         profile = self._profiles.get(ip)
         if profile is None:
             profile = self._profiles[ip] = _Profile(ts, ts)
-        else:
-            profile.first_seen = min(profile.first_seen, ts)
-            profile.last_seen = max(profile.last_seen, ts)
+        elif ts > profile.last_seen:
+            profile.last_seen = ts
+        elif ts < profile.first_seen:
+            profile.first_seen = ts
         self._dirty.add(ip)
         if tw >= self._next_close:
-            self._active.setdefault(tw, set()).add(ip)
+            active = self._active.get(tw)
+            if active is None:
+                active = self._active[tw] = set()
+            active.add(ip)
         delta = self._deltas.get((ip, tw))
         if delta is None:
             delta = self._deltas[(ip, tw)] = WindowDelta()
@@ -140,9 +155,11 @@ class Profiler:
             delta.sbytes += event.get("sbytes") or 0
             delta.dbytes += event.get("dbytes") or 0
             daddr = event.get("daddr") or ""
-            delta.dst_ips[daddr] = delta.dst_ips.get(daddr, 0) + 1
+            dst_ips = delta.dst_ips
+            dst_ips[daddr] = dst_ips.get(daddr, 0) + 1
             port = f"{event.get('proto', '')}/{event.get('dport', 0)}/{event.get('state', '')}"
-            delta.dst_ports[port] = delta.dst_ports.get(port, 0) + 1
+            dst_ports = delta.dst_ports
+            dst_ports[port] = dst_ports.get(port, 0) + 1
         else:
             delta.flows_in += 1
 
@@ -176,6 +193,13 @@ class Profiler:
         self._producer.flush()
 
     def _write_store(self) -> None:
+        stored = self._stored_by_channel
+        for channel, n in self.counts.by_channel.items():
+            if n != stored.get(channel, 0):
+                name = f"events.{channel}"
+                self._pending_counts[name] = (self._pending_counts.get(name, 0)
+                                              + n - stored.get(channel, 0))
+                stored[channel] = n
         fields = {
             ip: {
                 "first_seen": self._profiles[ip].first_seen,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from slipsd.store import Consumer, Producer, RedisClient
 from slipsd.store._bus import Entry
 
@@ -82,3 +84,32 @@ def test_producer_waits_for_a_lagging_group(redis_client: RedisClient) -> None:
     assert not thread.is_alive()
     assert [ev["i"] for e in entries for ev in e.events] == list(range(10))
     assert producer.waited_seconds > 0
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["json", "msgpack"])
+def test_batches_keep_every_event_shape_and_type(packed: bool,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from slipsd.store import _bus
+    from slipsd.store._bus import _decode, _encode
+
+    # MessagePack is written only with msgpack's C extension (Debian's package); the
+    # pinned pip build may lack it, so both encodings are exercised here regardless.
+    monkeypatch.setattr(_bus, "_PACK", packed)
+
+    events = [
+        {"ts": 1.5, "uid": "C1", "sport": 80, "ok": True, "none": None, "answers": ["a"],
+         "ttl": [300.0], "nested": {"k": [1, 2.0]}},
+        {"ip": "10.0.0.1", "ts": 2.0},  # another shape in the same batch
+        {"ts": 3.25, "uid": "C2", "sport": 443, "ok": False, "none": None, "answers": [],
+         "ttl": [], "nested": {}},
+        {"uid": "C3", "ts": 4.0},  # the same keys in another order: its own shape
+        {"big": 2**70, "text": "\ud800"},  # beyond MessagePack: the batch goes as JSON
+    ]
+    for batch in (events[:4], events):
+        encoded = _encode(batch)
+        assert isinstance(encoded, bytes) == (packed and batch is not events)
+        decoded = _decode("c", "1-1", {b"d": encoded}).events
+        assert decoded == batch
+        assert [list(e) for e in decoded] == [list(e) for e in batch]
+        assert [[type(v) for v in e.values()] for e in decoded] == \
+            [[type(v) for v in e.values()] for e in batch]

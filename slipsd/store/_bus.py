@@ -1,10 +1,13 @@
 """The message bus: one Redis Stream per channel and run, one consumer group per reader.
 
 Entries carry batches of events (not one event each) so that a flow costs a
-fraction of a round trip. The run's single producer numbers entries with one
-sequence across all channels (entry id ``<seq>-1``), which lets a reader of
-several channels process entries in the order they were produced. The end of a
-run is an ``eos`` entry on every channel.
+fraction of a round trip. A batch is written column-wise, the key names of each
+event shape once and then one row of values per event, in MessagePack when it is
+installed (JSON otherwise): every module host decodes every batch of its
+channels, so decoding is the bus's main per-event cost. The run's single
+producer numbers entries with one sequence across all channels (entry id
+``<seq>-1``), which lets a reader of several channels process entries in the
+order they were produced. The end of a run is an ``eos`` entry on every channel.
 """
 
 from __future__ import annotations
@@ -20,11 +23,20 @@ import redis
 
 from slipsd.events import MESSAGE_VERSION
 from slipsd.store import keys
-from slipsd.store._connect import RedisClient, command
+from slipsd.store._connect import BinaryClient, RedisClient, binary_client, command
+
+try:
+    import msgpack
+except ImportError:  # pragma: no cover - Debian's python3-msgpack is a dependency
+    msgpack = None
+# Written in MessagePack only by its C extension: msgpack's pure-Python fallback (what pip
+# builds of 1.0.3 on Python 3.11) is ten times slower than JSON. Either is read.
+_PACK = msgpack is not None and msgpack.Packer.__module__ == "msgpack._cmsgpack"
 
 log = logging.getLogger(__name__)
 
 EOS: Final = "eos"
+LAG_CHECK_EVERY: Final = 16  # flushes between lag measurements at most
 
 
 @dataclass(frozen=True)
@@ -43,16 +55,56 @@ def _seq(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
 
 
-def _encode(events: list[dict[str, Any]] | None) -> str:
+# Message versions: 1 is {"v": 1, "events": [...]} (or eos), JSON; 2 is the
+# column-wise batch {"v": 2, "keys": [[key, ...], ...], "rows": [[value, ..., shape], ...]}.
+COLUMNS_VERSION: Final = 2
+
+
+def _encode(events: list[dict[str, Any]] | None) -> bytes | str:
     if events is None:
         return json.dumps({"v": MESSAGE_VERSION, EOS: True})
-    return json.dumps({"v": MESSAGE_VERSION, "events": events}, separators=(",", ":"))
+    # Events of one log type share their keys: naming them once per batch halves the
+    # bytes held in Redis and spares every reader the per-event key strings.
+    shapes: dict[tuple[str, ...], int] = {}
+    rows: list[list[Any]] = []
+    for event in events:
+        shape = tuple(event)
+        index = shapes.get(shape)
+        if index is None:
+            index = shapes[shape] = len(shapes)
+        # The shape goes last so that zip(names, row) stops before it without a copy.
+        rows.append([*event.values(), index])
+    body = {"v": COLUMNS_VERSION, "keys": list(shapes), "rows": rows}
+    if _PACK:
+        try:
+            packed: bytes = msgpack.packb(body)
+            return packed
+        except (TypeError, ValueError, OverflowError):
+            pass  # beyond MessagePack (ints over 64 bits, lone surrogates): JSON says why
+    return json.dumps(body, separators=(",", ":"))
 
 
-def _decode(channel: str, entry_id: str, fields: dict[str, str]) -> Entry:
-    body = json.loads(fields["d"])
-    if body.get("v") != MESSAGE_VERSION:
-        raise ValueError(f"{channel} entry {entry_id}: unsupported message version {body.get('v')}")
+def _loads(data: bytes | str) -> Any:
+    # JSON text always starts with "{"; a MessagePack map never does (0x80-0x8f, 0xde).
+    if msgpack is not None and isinstance(data, bytes) and data[:1] != b"{":
+        return msgpack.unpackb(data, strict_map_key=False)
+    return json.loads(data)
+
+
+def _decode(channel: str, entry_id: str, fields: dict[Any, Any]) -> Entry:
+    raw = fields.get(b"d")
+    body = _loads(raw if raw is not None else fields["d"])
+    version = body.get("v")
+    if version == COLUMNS_VERSION:
+        shapes = body["keys"]
+        if len(shapes) == 1:
+            names = shapes[0]
+            return Entry(channel, entry_id,
+                         [dict(zip(names, row, strict=False)) for row in body["rows"]])
+        return Entry(channel, entry_id,
+                     [dict(zip(shapes[row[-1]], row, strict=False)) for row in body["rows"]])
+    if version != MESSAGE_VERSION:
+        raise ValueError(f"{channel} entry {entry_id}: unsupported message version {version}")
     if body.get(EOS):
         return Entry(channel, entry_id, [], eos=True)
     return Entry(channel, entry_id, body["events"])
@@ -82,6 +134,12 @@ class Producer:
         self._buffered = 0
         self._seq = int(client.incrby(keys.run(run_id, "seq"), 0))
         self.waited_seconds = 0.0  # time spent held back by slow readers
+        # Per channel, an upper bound of its groups' lag: the lag last measured plus one
+        # per entry written since. XINFO is asked only when a bound could pass max_lag
+        # (or every LAG_CHECK_EVERY flushes, for groups rewound by a restarted reader),
+        # not before every flush: one round trip less per batch while readers keep up.
+        self._lag_bounds: dict[str, int] = {}
+        self._unchecked = 0
 
     @property
     def buffered(self) -> int:
@@ -102,6 +160,8 @@ class Producer:
             pipe.xadd(keys.stream(self._run, channel), {"d": _encode(events)}, id=f"{self._seq}-1")
         pipe.set(keys.run(self._run, "seq"), self._seq)
         pipe.execute()
+        for channel in self._buffers:
+            self._lag_bounds[channel] = self._lag_bounds.get(channel, self._max_lag) + 1
         self._buffers = {}
         self._buffered = 0
 
@@ -117,6 +177,13 @@ class Producer:
 
     def _wait_for_readers(self) -> None:
         # Waiting, not trimming: a slow module must never lose entries.
+        self._unchecked += 1
+        bounds = self._lag_bounds
+        if self._unchecked < LAG_CHECK_EVERY and all(
+            bounds.get(ch, self._max_lag + 1) <= self._max_lag for ch in self._buffers
+        ):
+            return
+        self._unchecked = 0
         started = None
         while (lag := self.max_lag()) > self._max_lag:
             if started is None:
@@ -127,19 +194,24 @@ class Producer:
             self.waited_seconds += time.monotonic() - started
 
     def max_lag(self) -> int:
+        """The worst lag of any group of the buffered channels' streams (0: none)."""
+        lags = self._lags(list(self._buffers))
+        self._lag_bounds.update(lags)
+        return max(lags.values(), default=0)
+
+    def _lags(self, channels: list[str]) -> dict[str, int]:
         pipe = self._redis.pipeline(transaction=False)
-        names = [keys.stream(self._run, ch) for ch in self._buffers]
-        for name in names:
-            command(pipe, "XINFO", "GROUPS", name)
-        worst = 0
-        for groups in pipe.execute(raise_on_error=False):
-            if isinstance(groups, Exception):
-                continue  # stream not created yet: nobody reads it
-            for group in groups:
-                info = _pairs(group)
-                lag = info.get("lag")
-                worst = max(worst, int(lag) if lag is not None else 0)
-        return worst
+        for channel in channels:
+            command(pipe, "XINFO", "GROUPS", keys.stream(self._run, channel))
+        lags: dict[str, int] = {}
+        for channel, groups in zip(channels, pipe.execute(raise_on_error=False), strict=True):
+            worst = 0
+            if not isinstance(groups, Exception):  # else: no stream yet, nobody reads it
+                for group in groups:
+                    lag = _pairs(group).get("lag")
+                    worst = max(worst, int(lag) if lag is not None else 0)
+            lags[channel] = worst
+        return lags
 
 
 def _pairs(reply: Any) -> dict[str, Any]:
@@ -167,6 +239,11 @@ class Consumer:
     count: int = 64
     _held: dict[str, list[Entry]] = field(default_factory=dict)
     _finished: set[str] = field(default_factory=set)
+    _binary: BinaryClient | None = None
+
+    def __post_init__(self) -> None:
+        # Entries may be MessagePack: read them as bytes, on a connection of their own.
+        self._binary = binary_client(self.client)
 
     def start(self) -> bool:
         restarted = False
@@ -194,15 +271,16 @@ class Consumer:
         """The next entries that are safe to process, oldest first ([] on timeout)."""
         open_channels = [ch for ch in self.channels if ch not in self._finished]
         if open_channels:
-            streams = {keys.stream(self.run_id, ch): ">" for ch in open_channels}
-            reply = self.client.xreadgroup(
+            assert self._binary is not None
+            streams: dict[Any, Any] = {keys.stream(self.run_id, ch): ">" for ch in open_channels}
+            reply = self._binary.xreadgroup(
                 self.group, self.name, streams, count=self.count, block=block_ms
             )
             full: list[int] = []
             prefix = len(keys.stream(self.run_id, ""))
             for stream_name, items in reply or []:
-                channel = stream_name[prefix:]
-                entries = [_decode(channel, eid, fields) for eid, fields in items]
+                channel = stream_name[prefix:].decode()
+                entries = [_decode(channel, eid.decode(), fields) for eid, fields in items]
                 self._held.setdefault(channel, []).extend(entries)
                 if entries[-1].eos:
                     self._finished.add(channel)
@@ -221,13 +299,15 @@ class Consumer:
         ready.sort(key=lambda e: e.seq)
         return ready
 
-    def ack(self, entries: Iterable[Entry]) -> None:
+    def ack(self, entries: Iterable[Entry], pipe: Any = None) -> None:
+        """Acknowledge ``entries``; queued on ``pipe`` when given (the caller executes it)."""
         by_stream: dict[str, list[str]] = {}
         for entry in entries:
             by_stream.setdefault(keys.stream(self.run_id, entry.channel), []).append(entry.id)
         if not by_stream:
             return
-        pipe = self.client.pipeline(transaction=False)
+        target = pipe if pipe is not None else self.client.pipeline(transaction=False)
         for stream_name, ids in by_stream.items():
-            pipe.xack(stream_name, self.group, *ids)
-        pipe.execute()
+            target.xack(stream_name, self.group, *ids)
+        if pipe is None:
+            target.execute()

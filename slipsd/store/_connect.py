@@ -7,8 +7,10 @@ import redis
 
 if TYPE_CHECKING:
     RedisClient = redis.Redis[str]
+    BinaryClient = redis.Redis[bytes]
 else:
     RedisClient = redis.Redis
+    BinaryClient = redis.Redis
 
 
 class StoreUnavailable(Exception):
@@ -42,3 +44,14 @@ def connect(url: str, timeout: float = 5.0) -> RedisClient:
             time.sleep(0.05)
         except redis.ResponseError as exc:
             raise StoreUnavailable(f"Redis at {url} refused: {exc}") from exc
+
+
+def binary_client(client: RedisClient) -> BinaryClient:
+    """A client for the same server as ``client`` whose replies stay bytes (MessagePack)."""
+    pool = client.connection_pool
+    kwargs = dict(pool.connection_kwargs)
+    kwargs["decode_responses"] = False
+    binary: BinaryClient = redis.Redis(
+        connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+    )
+    return binary

@@ -198,11 +198,14 @@ class Store:
 
     # -- modules -----------------------------------------------------------------
 
-    def module_progress(self, name: str, processed: int, errors: int, last_error: str = "") -> None:
-        fields: dict[str, Any] = {"processed": processed, "errors": errors}
+    def module_progress(self, name: str, processed: int, errors: int, last_error: str = "",
+                        pipe: Any = None) -> None:
+        fields: dict[str | bytes, bytes | float | int | str] = {
+            "processed": processed, "errors": errors}
         if last_error:
             fields["last_error"] = last_error
-        self.redis.hset(keys.module(self.run_id, name), mapping=fields)  # type: ignore[arg-type]
+        target = pipe if pipe is not None else self.redis
+        target.hset(keys.module(self.run_id, name), mapping=fields)
 
     def module_stats(self, name: str) -> dict[str, Any]:
         raw = self.redis.hgetall(keys.module(self.run_id, name))
