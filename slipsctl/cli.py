@@ -73,7 +73,8 @@ def status(socket: Optional[str] = SOCKET_OPTION, as_json: bool = JSON_OPTION) -
     for child in result["children"]:
         extra = child.get("last_exit") or ""
         if child["role"] == "module":
-            extra = f"processed {child.get('processed', 0)}, errors {child.get('errors', 0)}" + (
+            extra = f"processed {child.get('processed', 0)}, lag {child.get('lag', 0)}, " \
+                f"errors {child.get('errors', 0)}" + (
                 f" ({child['last_error']})" if child.get("last_error") else "")
         typer.echo(f"{child['name']:44} {child['state']:9} {child['pid'] or '-':>7} "
                    f"{child['restarts']:>8}  {extra}")

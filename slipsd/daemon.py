@@ -17,6 +17,7 @@ import redis
 from slipsd import __version__, protocol, queries
 from slipsd.config import Config, ConfigError, load, runtime_dir, state_dir, whitelist_file
 from slipsd.control import ControlServer, Request, socket_answers
+from slipsd.events import TRAFFIC_CHANNELS
 from slipsd.module_loader import (
     ModuleRef,
     discover,
@@ -230,8 +231,10 @@ class Daemon:
         for entry in children:
             if entry["role"] == "module" and entry["group"]:
                 store = Store(self.client, entry["group"])
-                entry.update(await asyncio.to_thread(
-                    store.module_stats, entry["name"].rsplit("/", 1)[1]))
+                name = entry["name"].rsplit("/", 1)[1]
+                entry.update(await asyncio.to_thread(store.module_stats, name))
+                entry["lag"] = await asyncio.to_thread(store.reader_lag, f"module:{name}",
+                                                       TRAFFIC_CHANNELS)
         try:
             info = await asyncio.to_thread(self.client.info, "memory")
             redis_info = {"url": self.redis_url, "up": True,

@@ -134,6 +134,9 @@ def paused_input(daemon: Daemon, module: str) -> Iterator[tuple[dict[str, Any], 
         return max(int(g["lag"] or 0) for g in info if g["name"] == f"module:{module}")
 
     wait_for(lambda: lag() > 2, 30, "the input to stall on backpressure")
+    # slipsctl status shows how far the frozen module is behind (never shed).
+    shown = module_host(daemon, module)
+    assert shown is not None and shown["lag"] > 2
     ingest = daemon.children("ingest")[0]
     os.kill(ingest["pid"], signal.SIGSTOP)
     os.kill(host["pid"], signal.SIGCONT)

@@ -215,6 +215,24 @@ class Store:
             "last_error": raw.get("last_error", ""),
         }
 
+    def reader_lag(self, group: str, channels: Iterable[str]) -> int:
+        """Stream entries (batches) a consumer group has not read or not acked yet, all
+        channels together: how far a module is behind the ingest (slips never sheds)."""
+        names = list(channels)
+        pipe = self.redis.pipeline(transaction=False)
+        for channel in names:
+            command(pipe, "XINFO", "GROUPS", self.key("stream", channel))
+        behind = 0
+        for groups in pipe.execute(raise_on_error=False):
+            if isinstance(groups, Exception):
+                continue  # no such stream (yet, or any more)
+            for raw in groups:
+                info = raw if isinstance(raw, dict) else dict(zip(raw[::2], raw[1::2],
+                                                                 strict=True))
+                if info.get("name") == group:
+                    behind += int(info.get("lag") or 0) + int(info.get("pending") or 0)
+        return behind
+
     # -- evidence and alerts ---------------------------------------------------
 
     def publish_evidence(self, evidence: Iterable[Mapping[str, Any]]) -> None:
