@@ -20,7 +20,7 @@ from typing import Any
 
 from slipsd import outputs
 from slipsd.evidence import Evidence, LiveWindows, alerts_for, sort_evidence
-from slipsd.ingest import INGEST
+from slipsd.ingest import INGEST, TRIM_SECONDS
 from slipsd.store import Store, connect
 from slipsd.whitelist import load_whitelist
 
@@ -109,6 +109,7 @@ class EvidenceHandler:
         stored = [Evidence.from_dict(e) for e in store.all_evidence()]
         for item in sort_evidence(e for e in stored if e.id not in alerted):
             self._add_live(store, folder, windows, item)
+        trimmed = time.monotonic()
         while not self._stopping:
             items = store.read_evidence(self.spec.block_ms)
             for _, body in items:
@@ -119,6 +120,9 @@ class EvidenceHandler:
                     self._add_live(store, folder, windows, item)
             self._count_whitelisted(store)
             store.ack_evidence([eid for eid, _ in items])
+            if time.monotonic() - trimmed > TRIM_SECONDS:
+                store.trim_evidence()  # stored already: the stream needs none of it
+                trimmed = time.monotonic()
         return 0
 
     def _add_live(self, store: Store, folder: Path, windows: LiveWindows,

@@ -22,6 +22,7 @@ from slipsd.whitelist import Whitelist, load_whitelist
 log = logging.getLogger(__name__)
 
 SAVE_SECONDS = 5.0  # live: longest time between saves of the read positions
+TRIM_SECONDS = 10.0  # live: longest time between trims of what every reader has read
 INGEST = "ingest"  # the name the ingest process reports ``done`` under
 ERRORS_LOGGED = 50  # bad lines logged one by one; all are counted
 
@@ -165,7 +166,7 @@ def run_live_ingest(spec: IngestSpec) -> int:
         log.warning("bad input line: %s", error)
         bad.append(str(error))
 
-    saved = time.monotonic()
+    saved = trimmed = time.monotonic()
     while not stop.is_set():
         records = follow.poll(on_error)
         # Files are read one after the other: order this poll's lines by time.
@@ -181,6 +182,12 @@ def run_live_ingest(spec: IngestSpec) -> int:
             store.add_counts({"bad_lines": len(bad)})
             bad.clear()
             saved = time.monotonic()
+            if saved - trimmed > TRIM_SECONDS:
+                # A live run never ends: what every reader acknowledged must go, or Redis
+                # grows with the traffic. A restarted reader replays what is left.
+                removed = producer.trim_acknowledged()
+                log.debug("trimmed %d acknowledged stream entries", removed)
+                trimmed = saved
         if not records:
             wakeup.wait(spec.poll_seconds)
     wakeup.close()

@@ -206,3 +206,22 @@ def test_a_dhcp_exchange_is_written_once_quiet(tmp_path: Path) -> None:
     (rec,) = (json.loads(line) for line in (tmp_path / "dhcp.log").read_text().splitlines())
     assert rec["msg_types"] == ["DISCOVER", "OFFER", "REQUEST", "ACK"]
     assert len(rec["uids"]) == 2 and rec["mac"] == "02:00:00:00:00:33"
+
+
+def test_a_live_run_trims_what_every_reader_acknowledged(make_daemon: Any) -> None:
+    daemon: Daemon = make_daemon(live_conf("[bus]\nbatch_size = 10\n"))
+    live = daemon.call("status")["runs"][0]
+    conn_log = daemon.root / "state" / "sensors" / "standin0" / "conn.log"
+    wait_for(conn_log.exists, 30, "the stand-in's conn.log")
+    with open(conn_log, "a") as out:  # 60 batches of 10 flows, and a scan's evidence
+        out.write(scan_lines("192.168.7.66", 1_700_000_100.0, 600))
+    from slipsd.store import Store
+
+    store = Store(daemon.redis(), live["id"])
+    wait_for(lambda: store.stats().get("events.new_flow", 0) >= 600, 30, "the 600 flows")
+    redis = daemon.redis()
+    flows = f"slips:{{{live['id']}}}:stream:new_flow"
+    evidence = f"slips:{{{live['id']}}}:stream:evidence_added"
+    wait_for(lambda: redis.xlen(flows) <= 2 and redis.xlen(evidence) <= 2, 60,
+             "the acknowledged entries to be trimmed")
+    assert daemon.call("alerts")["alerts"]  # nothing was lost on the way

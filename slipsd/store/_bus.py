@@ -175,6 +175,11 @@ class Producer:
         pipe.set(keys.run(self._run, "seq"), self._seq)
         pipe.execute()
 
+    def trim_acknowledged(self) -> int:
+        """Drop what every reader has acknowledged, on every channel (live runs)."""
+        return sum(trim_acknowledged(self._redis, keys.stream(self._run, channel))
+                   for channel in self._channels)
+
     def _wait_for_readers(self) -> None:
         # Waiting, not trimming: a slow module must never lose entries.
         self._unchecked += 1
@@ -212,6 +217,33 @@ class Producer:
                     worst = max(worst, int(lag) if lag is not None else 0)
             lags[channel] = worst
         return lags
+
+
+def _entry_id(text: str) -> tuple[int, int]:
+    first, _, second = str(text).partition("-")
+    return int(first), int(second or 0)
+
+
+def trim_acknowledged(client: RedisClient, stream: str) -> int:
+    """Remove the entries of ``stream`` that every consumer group has read and acknowledged;
+    returns how many. For live runs only: a reader restarted after a trim replays what is
+    left, not the whole run, which an analysis must never allow."""
+    try:
+        groups = command(client, "XINFO", "GROUPS", stream)
+    except redis.ResponseError:
+        return 0  # no such stream yet
+    oldest: tuple[int, int] | None = None
+    for raw in groups or []:
+        info = _pairs(raw)
+        if int(info.get("pending") or 0) > 0:
+            first = command(client, "XPENDING", stream, info["name"])[1]  # oldest unacked
+        else:
+            first = info["last-delivered-id"]  # that one entry stays: simpler, harmless
+        ident = _entry_id(first)
+        oldest = ident if oldest is None or ident < oldest else oldest
+    if oldest is None or oldest == (0, 0):
+        return 0  # nobody reads it yet, or a group starts from the beginning
+    return int(command(client, "XTRIM", stream, "MINID", f"{oldest[0]}-{oldest[1]}"))
 
 
 def _pairs(reply: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import redis
 
 from slipsd.events import MESSAGE_VERSION
 from slipsd.store import keys
+from slipsd.store._bus import trim_acknowledged
 from slipsd.store._connect import RedisClient, command
 
 MAX_ERRORS_KEPT = 200  # the run's error list is a sample; the counter has the total
@@ -275,6 +276,10 @@ class Store:
     def ack_evidence(self, ids: list[str]) -> None:
         if ids:
             command(self.redis, "XACK", self.key("stream", "evidence_added"), "evidence", *ids)
+
+    def trim_evidence(self) -> int:
+        """Drop evidence messages the handler has acknowledged (live runs)."""
+        return trim_acknowledged(self.redis, self.key("stream", "evidence_added"))
 
     def add_module_done(self, module: str, failed: str = "") -> None:
         self.redis.hset(self.key("modules-done"), module, failed)
