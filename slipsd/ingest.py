@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from slipsd.events import LOG_CHANNELS, NEW_INPUT, TRAFFIC_CHANNELS
 from slipsd.inputs import Input, InputError, LineError, open_fd, open_path
 from slipsd.inputs.follow import FollowInput, Wakeup
 from slipsd.profiler import Profiler
+from slipsd.stopsignal import StopOnSigterm
 from slipsd.store import Producer, Store, connect
 from slipsd.whitelist import Whitelist, load_whitelist
 
@@ -155,11 +155,9 @@ def run_live_ingest(spec: IngestSpec) -> int:
         producer.emit(NEW_INPUT, {"source": "live", "log_types": sorted(LOG_CHANNELS)})
     stop = threading.Event()
 
-    def on_sigterm(signum: int, frame: object) -> None:
-        stop.set()
-        wakeup.wake()  # the loop's wait returns and sees the stop flag
-
-    signal.signal(signal.SIGTERM, on_sigterm)
+    # The loop's wait returns and sees the stop flag (set from StopOnSigterm's thread:
+    # the main thread may be inside that wait, holding the event's lock).
+    StopOnSigterm(stop.set, wakeup.wake)
     bad: list[str] = []
 
     def on_error(error: LineError) -> None:

@@ -10,18 +10,17 @@ evidence handler stores once.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from slipsd.evidence import Evidence
 from slipsd.geoip import GeoIP
 from slipsd.module import Backend, Context, Module
 from slipsd.module_loader import ModuleRef, load_class
+from slipsd.stopsignal import StopOnSigterm
 from slipsd.store import Consumer, IpInfo, ModuleCache, RedisClient, Store, connect
 
 log = logging.getLogger(__name__)
@@ -113,7 +112,7 @@ class ModuleHost:
         if consumer.start():
             log.warning("module %s restarted: replaying run %s", spec.name, spec.run_id)
         store.mark_ready(spec.name)
-        signal.signal(signal.SIGTERM, self._on_sigterm)
+        StopOnSigterm(self._on_stop)
         self._call(module.setup, options)
         while not consumer.done and not self._stopping:
             entries = consumer.read(spec.block_ms)
@@ -166,7 +165,8 @@ class ModuleHost:
             log.error("module %s: %d errors so far, last: %s", self.spec.name,
                       self.errors, self.last_error)
 
-    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+    def _on_stop(self) -> None:
+        # Runs in StopOnSigterm's thread, never in the signal handler: Event.set locks.
         self._stopping = True
         if self._ctx is not None:
             self._ctx.stopping.set()
