@@ -213,7 +213,7 @@ class Producer:
             worst = 0
             if not isinstance(groups, Exception):  # else: no stream yet, nobody reads it
                 for group in groups:
-                    lag = _pairs(group).get("lag")
+                    lag = xinfo_dict(group).get("lag")
                     worst = max(worst, int(lag) if lag is not None else 0)
             lags[channel] = worst
         return lags
@@ -234,7 +234,7 @@ def trim_acknowledged(client: RedisClient, stream: str) -> int:
         return 0  # no such stream yet
     oldest: tuple[int, int] | None = None
     for raw in groups or []:
-        info = _pairs(raw)
+        info = xinfo_dict(raw)
         if int(info.get("pending") or 0) > 0:
             first = command(client, "XPENDING", stream, info["name"])[1]  # oldest unacked
         else:
@@ -246,7 +246,8 @@ def trim_acknowledged(client: RedisClient, stream: str) -> int:
     return int(command(client, "XTRIM", stream, "MINID", f"{oldest[0]}-{oldest[1]}"))
 
 
-def _pairs(reply: Any) -> dict[str, Any]:
+def xinfo_dict(reply: Any) -> dict[str, Any]:
+    """An XINFO reply as a dict, whether redis-py parsed it or not."""
     if isinstance(reply, dict):
         return reply
     items = list(reply)

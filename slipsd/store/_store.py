@@ -11,7 +11,7 @@ import redis
 
 from slipsd.events import MESSAGE_VERSION
 from slipsd.store import keys
-from slipsd.store._bus import trim_acknowledged
+from slipsd.store._bus import trim_acknowledged, xinfo_dict
 from slipsd.store._connect import RedisClient, command
 
 MAX_ERRORS_KEPT = 200  # the run's error list is a sample; the counter has the total
@@ -228,8 +228,7 @@ class Store:
             if isinstance(groups, Exception):
                 continue  # no such stream (yet, or any more)
             for raw in groups:
-                info = raw if isinstance(raw, dict) else dict(zip(raw[::2], raw[1::2],
-                                                                 strict=True))
+                info = xinfo_dict(raw)
                 if info.get("name") == group:
                     behind += int(info.get("lag") or 0) + int(info.get("pending") or 0)
         return behind
