@@ -202,7 +202,8 @@ def _role(pid: int) -> str:
         role = args[i + 1] if len(args) > i + 1 else "child"
         if role == "module" and len(args) > i + 2:
             try:
-                return f"module/{json.loads(args[i + 2]).get('name', '?')}"
+                names = [m.get("name", "?") for m in json.loads(args[i + 2]).get("modules", [])]
+                return f"module/{'+'.join(names) or '?'}"
             except ValueError:
                 pass
         return role
@@ -219,7 +220,7 @@ def load1() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def measure(n: int, work: Path) -> dict[str, Any]:
+def measure(n: int, work: Path, sets: list[str]) -> dict[str, Any]:
     folder, truth = ensure_folder(work, n)
     records = truth["records"]
     ref, ref_cpu, _ = min(reference(folder) for _ in range(2))
@@ -231,7 +232,8 @@ def measure(n: int, work: Path) -> dict[str, Any]:
         daemon = subprocess.Popen(
             [sys.executable, "-m", "slipsd", "--set", f"daemon.runtime_dir={runtime}",
              "--set", f"daemon.state_dir={runtime / 'state'}",
-             "--set", f"output.directory={out}", "--set", "daemon.log_level=warning"],
+             "--set", f"output.directory={out}", "--set", "daemon.log_level=warning",
+             *(arg for item in sets for arg in ("--set", item))],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=daemon_log)
     try:
         sock = runtime / protocol.SOCKET_NAME
@@ -287,7 +289,7 @@ def measure(n: int, work: Path) -> dict[str, Any]:
         "unavailable_modules": run.get("unavailable_modules"),
         "load_before": load_before, "load_after": load_after,
         "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
-        "date": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(), "set": sets,
     }
 
 
@@ -316,6 +318,8 @@ def main() -> None:
     parser.add_argument("--flowmeter", action="store_true",
                         help="also meter a generated pcap with the flowmeter and NFStream")
     parser.add_argument("--pcap-mb", type=int, default=200)
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="configuration for slipsd, e.g. modules.processes=1 (repeatable)")
     parser.add_argument("--repeat", type=int, default=2, help="flowmeter runs, best kept")
     args = parser.parse_args()
     sizes = args.sizes or ([] if args.flowmeter else [100_000])
@@ -325,7 +329,7 @@ def main() -> None:
         print(HEADER, flush=True)
     lines = []
     for n in sizes:
-        r = measure(n, args.work)
+        r = measure(n, args.work, args.set)
         print(row(r), flush=True)
         lines.append(json.dumps(r))
         with open(results, "a") as f:

@@ -72,12 +72,18 @@ def status(socket: Optional[str] = SOCKET_OPTION, as_json: bool = JSON_OPTION) -
     typer.echo(f"{'CHILD':44} {'STATE':9} {'PID':>7} {'RESTARTS':>8}  LAST EXIT / ERRORS")
     for child in result["children"]:
         extra = child.get("last_exit") or ""
+        modules = child.get("modules") or {}
         if child["role"] == "module":
-            extra = f"processed {child.get('processed', 0)}, lag {child.get('lag', 0)}, " \
-                f"errors {child.get('errors', 0)}" + (
-                f" ({child['last_error']})" if child.get("last_error") else "")
-        typer.echo(f"{child['name']:44} {child['state']:9} {child['pid'] or '-':>7} "
+            extra = f"lag {child.get('lag', 0)}" + (f", {extra}" if extra else "")
+        name = child["name"]
+        if len(modules) > 1:  # a shared host: its name lists them all, shown below instead
+            name = f"{name.rsplit('/', 1)[0]}/({len(modules)} modules)"
+        typer.echo(f"{name:44} {child['state']:9} {child['pid'] or '-':>7} "
                    f"{child['restarts']:>8}  {extra}")
+        for module, stats in modules.items():
+            error = f" ({stats['last_error']})" if stats.get("last_error") else ""
+            typer.echo(f"    {module:40} processed {stats.get('processed', 0)}, "
+                       f"errors {stats.get('errors', 0)}{error}")
     if result["runs"]:
         typer.echo("")
         for run in result["runs"]:

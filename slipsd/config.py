@@ -45,6 +45,13 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _processes(text: str) -> int:
+    """A count of processes, or ``auto``: the CPUs this process may run on."""
+    if text.strip().lower() == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    return _non_negative_int(text)
+
+
 def _unit_interval(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -146,6 +153,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
                        "modules to run"),
         "entry_points": Key(parse_bool, "yes", "also load modules from the 'slips.modules' "
                             "entry point group"),
+        "processes": Key(_processes, "auto", "processes the shipped modules share, each "
+                         "decoding the traffic once for all its modules; auto is one per CPU, "
+                         "0 one per module"),
+        "isolate": Key(parse_list, "", "shipped modules that get a process of their own "
+                       "(modules from other folders and entry points always do)"),
     },
     "alerts": {
         "threshold": Key(_positive(float), "1.0", "sum of threat level x confidence in one "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -15,9 +14,10 @@ from typing import Any
 import redis
 
 from slipsd import __version__, protocol, queries
+from slipsd.caches import restore_caches, save_caches
 from slipsd.config import Config, ConfigError, load, runtime_dir, state_dir, whitelist_file
 from slipsd.control import ControlServer, Request, socket_answers
-from slipsd.events import TRAFFIC_CHANNELS
+from slipsd.hosting import host_modules, host_status
 from slipsd.module_loader import (
     ModuleRef,
     discover,
@@ -31,7 +31,7 @@ from slipsd.redis_server import redis_spec
 from slipsd.reload import diff
 from slipsd.runs import RunError, Runs
 from slipsd.sensors.zeek import SensorError
-from slipsd.store import RedisClient, Store, StoreUnavailable, connect, dump_caches, load_caches
+from slipsd.store import RedisClient, Store, StoreUnavailable, connect
 from slipsd.supervision import Child, Policy, Supervisor
 from slipsd.whitelist import fingerprint
 
@@ -120,7 +120,7 @@ class Daemon:
             child = self.supervisor.start(spec)
             self.client = await self._connect(self.redis_url, timeout, child)
             self.supervisor.confirm_running(spec.name)
-        await asyncio.to_thread(self._load_caches)
+        await asyncio.to_thread(restore_caches, self.client, state_dir(self.config))
         self.runs = Runs(self.supervisor, self.client, self.redis_url, self.config, self.modules)
         self.runs.sensor_root = state_dir(self.config) / "sensors"
         self._server = ControlServer(self.socket_path, {
@@ -174,34 +174,6 @@ class Daemon:
             if fields:
                 notify(**fields)
 
-    def _caches_file(self) -> Path:
-        return state_dir(self.config) / "module-caches.json"
-
-    def _load_caches(self) -> None:
-        """Modules' caches (paid-for lookups) from the last run of slipsd."""
-        assert self.client is not None
-        path = self._caches_file()
-        try:
-            restored = load_caches(self.client, json.loads(path.read_text()))
-            log.info("restored %d cached module answers from %s", restored, path)
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError, AttributeError, redis.RedisError) as exc:
-            log.warning("module caches not restored from %s: %s", path, exc)
-
-    def _save_caches(self) -> None:
-        if self.client is None:
-            return
-        path = self._caches_file()
-        try:
-            caches = dump_caches(self.client)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(caches))
-            tmp.replace(path)
-        except (OSError, redis.RedisError) as exc:
-            log.warning("module caches not saved to %s: %s", path, exc)
-
     async def shutdown(self) -> None:
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
@@ -211,7 +183,8 @@ class Daemon:
         log.info("stopping")
         if self._server is not None:
             await self._server.close()
-        await asyncio.to_thread(self._save_caches)
+        if self.client is not None:
+            await asyncio.to_thread(save_caches, self.client, state_dir(self.config))
         await self.supervisor.stop_all()
         if self.client is not None:
             self.client.close()
@@ -231,10 +204,8 @@ class Daemon:
         for entry in children:
             if entry["role"] == "module" and entry["group"]:
                 store = Store(self.client, entry["group"])
-                name = entry["name"].rsplit("/", 1)[1]
-                entry.update(await asyncio.to_thread(store.module_stats, name))
-                entry["lag"] = await asyncio.to_thread(store.reader_lag, f"module:{name}",
-                                                       TRAFFIC_CHANNELS)
+                label = entry["name"].rsplit("/", 1)[1]
+                entry.update(await asyncio.to_thread(host_status, store, label))
         try:
             info = await asyncio.to_thread(self.client.info, "memory")
             redis_info = {"url": self.redis_url, "up": True,
@@ -294,8 +265,9 @@ class Daemon:
         available = await asyncio.to_thread(
             discover, module_directories(self.config),
             self.config.get_bool("modules", "entry_points"))
-        hosts = {c["name"].rsplit("/", 1)[1]: c for c in self.supervisor.status()
-                 if c["role"] == "module" and c["group"].startswith("live-")}
+        hosts = {module: c for c in self.supervisor.status()
+                 if c["role"] == "module" and c["group"].startswith("live-")
+                 for module in host_modules(c["name"].rsplit("/", 1)[1])}
         reasons = await asyncio.to_thread(self._unavailable)
         return {"modules": [
             {"name": name, "origin": ref.origin, "enabled": name in self.modules,

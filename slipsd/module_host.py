@@ -1,10 +1,12 @@
-"""The process that runs one module over one run's channels.
+"""The process that runs one or more modules over one run's channels.
 
 It owns everything a module must not: the Redis connection, the consumer
-group, acking, batching and error isolation. Evidence a module reports while
-handling a batch is published before the batch is acked, so a crash between
-the two replays the batch and re-reports evidence with the same ids, which the
-evidence handler stores once.
+group, acking, batching and error isolation. A host reads and decodes each
+batch once and hands its events to every module of the host that listens to
+the channel (see slipsd.hosting for which modules share a host). Evidence
+reported while handling a batch is published before the batch is acked, so a
+crash between the two replays the batch and re-reports evidence with the same
+ids, which the evidence handler stores once.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slipsd.config import ConfigError
 from slipsd.evidence import Evidence
 from slipsd.geoip import GeoIP
+from slipsd.hosting import consumer_group
 from slipsd.module import Backend, Context, Module
 from slipsd.module_loader import ModuleRef, load_class
 from slipsd.stopsignal import StopOnSigterm
@@ -25,22 +30,32 @@ from slipsd.store import Consumer, IpInfo, ModuleCache, RedisClient, Store, conn
 
 log = logging.getLogger(__name__)
 
-LOGGED_ERRORS = 20  # full tracebacks logged per run; after that one line per 1000
+LOGGED_ERRORS = 20  # full tracebacks logged per module and run; then one line per 1000
+
+
+@dataclass
+class ModuleSpec:
+    name: str
+    path: str = ""
+    entry_point: str = ""
+    options: dict[str, str] | None = None
+    data_dir: str = ""
 
 
 @dataclass
 class HostSpec:
     run_id: str
     redis_url: str
-    name: str
-    path: str = ""
-    entry_point: str = ""
-    options: dict[str, str] | None = None
+    modules: list[ModuleSpec] = field(default_factory=list)
     home_networks: list[str] | None = None
     block_ms: int = 1000
-    data_dir: str = ""
     country_database: str = ""
     asn_database: str = ""
+
+    def __post_init__(self) -> None:
+        # From the command line the modules come as plain JSON objects.
+        self.modules = [m if isinstance(m, ModuleSpec) else ModuleSpec(**m)
+                        for m in self.modules]
 
 
 class RedisBackend(Backend):
@@ -70,71 +85,21 @@ class RedisBackend(Backend):
         self.module_cache.set(key, value, ttl)
 
 
-class ModuleHost:
-    def __init__(self, spec: HostSpec) -> None:
-        self.spec = spec
-        self.processed = 0
-        self.errors = 0
-        self.last_error = ""
-        self._pending: list[Evidence] = []
-        self._lock = threading.Lock()  # modules may report from threads of their own
-        self._stopping = False
-        self._ctx: Context | None = None
+@dataclass
+class Hosted:
+    """One module in a host, with its own counters and error isolation."""
 
-    def _report(self, evidence: Evidence) -> None:
-        with self._lock:
-            self._pending.append(evidence)
+    name: str
+    module: Module
+    ctx: Context
+    backend: RedisBackend
+    options: dict[str, Any]
+    processed: int = 0
+    errors: int = 0
+    last_error: str = ""
 
-    def _flush(self, store: Store, backend: RedisBackend) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-        info = backend.take_ip_info()
-        if info:
-            backend.info.update(info)
-        if pending:
-            store.publish_evidence(e.to_dict() for e in pending)
-
-    def run(self) -> int:
-        spec = self.spec
-        cls: type[Module] = load_class(ModuleRef(spec.name, spec.path, spec.entry_point))
-        options = cls.parse_options(spec.options or {}, f"[{spec.name}]")
-        client = connect(spec.redis_url)
-        store = Store(client, spec.run_id)
-        backend = RedisBackend(client, spec.run_id, spec.name)
-        self._ctx = Context(
-            spec.name, options, self._report, spec.run_id, spec.home_networks or [],
-            cls.evidence_types, backend=backend,
-            geoip=GeoIP(spec.country_database, spec.asn_database),
-            data_dir=Path(spec.data_dir) if spec.data_dir else None)
-        module = cls(self._ctx)
-        handlers = module.handlers()
-        consumer = Consumer(client, spec.run_id, f"module:{spec.name}", list(handlers))
-        if consumer.start():
-            log.warning("module %s restarted: replaying run %s", spec.name, spec.run_id)
-        store.mark_ready(spec.name)
-        StopOnSigterm(self._on_stop)
-        self._call(module.setup, options)
-        while not consumer.done and not self._stopping:
-            entries = consumer.read(spec.block_ms)
-            for entry in entries:
-                self._handle(handlers[entry.channel], entry.events)
-            self._flush(store, backend)
-            if entries:
-                # Acks and progress in one round trip; evidence went out before, in _flush.
-                pipe = client.pipeline(transaction=False)
-                consumer.ack(entries, pipe)
-                store.module_progress(spec.name, self.processed, self.errors, self.last_error,
-                                      pipe)
-                pipe.execute()
-        self._call(module.shutdown)
-        self._flush(store, backend)
-        store.module_progress(spec.name, self.processed, self.errors, self.last_error)
-        if consumer.done:
-            store.publish_module_done(spec.name)
-        return 0
-
-    def _handle(self, handler: Any, events: list[dict[str, Any]]) -> None:
-        """``handler`` on every event, as ``_call`` would, without a frame and a try per event:
+    def handle(self, handler: Callable[[Any], Any], events: list[dict[str, Any]]) -> None:
+        """``handler`` on every event, as ``call`` would, without a frame and a try per event:
         after an exception the loop goes on with the same iterator, at the next event."""
         remaining = iter(events)
         while True:
@@ -143,30 +108,124 @@ class ModuleHost:
                     handler(event)
                 break
             except Exception as exc:
-                self._failed(handler, exc)
+                self.failed(handler, exc)
         self.processed += len(events)
 
-    def _call(self, func: Any, *args: Any) -> None:
+    def call(self, func: Callable[..., Any], *args: Any) -> None:
         """Run one hook call; an exception is logged and counted, never fatal."""
         try:
             func(*args)
         except Exception as exc:
-            self._failed(func, exc)
+            self.failed(func, exc)
 
-    def _failed(self, func: Any, exc: Exception) -> None:
-        """Log and count a handler's exception; the module goes on."""
+    def failed(self, func: Any, exc: Exception) -> None:
         self.errors += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
         if self.errors <= LOGGED_ERRORS:
             frames = traceback.format_exception(exc, limit=-3)
-            log.error("module %s: %s failed (error %d):\n%s", self.spec.name,
+            log.error("module %s: %s failed (error %d):\n%s", self.name,
                       getattr(func, "__name__", func), self.errors, "".join(frames).rstrip())
         elif self.errors % 1000 == 0:
-            log.error("module %s: %d errors so far, last: %s", self.spec.name,
-                      self.errors, self.last_error)
+            log.error("module %s: %d errors so far, last: %s", self.name, self.errors,
+                      self.last_error)
+
+
+class ModuleHost:
+    def __init__(self, spec: HostSpec) -> None:
+        self.spec = spec
+        self.hosted: list[Hosted] = []
+        self._pending: list[Evidence] = []
+        self._lock = threading.Lock()  # modules may report from threads of their own
+        self._stopping = False
+
+    def _report(self, evidence: Evidence) -> None:
+        with self._lock:
+            self._pending.append(evidence)
+
+    def _flush(self, store: Store) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for hosted in self.hosted:
+            info = hosted.backend.take_ip_info()
+            if info:
+                hosted.backend.info.update(info)
+        if pending:
+            store.publish_evidence(e.to_dict() for e in pending)
+
+    def _load(self, client: RedisClient, store: Store, mod: ModuleSpec,
+              geoip: GeoIP) -> Hosted | None:
+        """Build one module; one that cannot be built is reported done-and-failed, so its
+        neighbours in the host still run and the run does not wait for it."""
+        spec = self.spec
+        try:
+            cls: type[Module] = load_class(ModuleRef(mod.name, mod.path, mod.entry_point))
+            options = cls.parse_options(mod.options or {}, f"[{mod.name}]")
+            backend = RedisBackend(client, spec.run_id, mod.name)
+            ctx = Context(
+                mod.name, options, self._report, spec.run_id, spec.home_networks or [],
+                cls.evidence_types, backend=backend, geoip=geoip,
+                data_dir=Path(mod.data_dir) if mod.data_dir else None)
+            return Hosted(mod.name, cls(ctx), ctx, backend, options)
+        except Exception as exc:
+            if len(spec.modules) == 1:
+                raise  # alone in its host: the supervisor reports how it failed
+            why = f"cannot load: {type(exc).__name__}: {exc}"
+            log.error("module %s %s", mod.name, why)
+            store.mark_ready(mod.name)
+            store.publish_module_done(mod.name, failed=why)
+            return None
+
+    def run(self) -> int:
+        spec = self.spec
+        client = connect(spec.redis_url)
+        store = Store(client, spec.run_id)
+        geoip = GeoIP(spec.country_database, spec.asn_database)
+        loaded = (self._load(client, store, mod, geoip) for mod in spec.modules)
+        self.hosted = [h for h in loaded if h is not None]
+        if not self.hosted:
+            raise ConfigError("none of this host's modules could be loaded")
+        # channel -> (module, its handler) for every module of the host that listens to it
+        routes: dict[str, list[tuple[Hosted, Callable[[Any], Any]]]] = {}
+        for hosted in self.hosted:
+            for channel, handler in hosted.module.handlers().items():
+                routes.setdefault(channel, []).append((hosted, handler))
+        names = [m.name for m in spec.modules]
+        consumer = Consumer(client, spec.run_id, consumer_group(names), list(routes))
+        if consumer.start():
+            log.warning("module host %s restarted: replaying run %s", "+".join(names),
+                        spec.run_id)
+        for hosted in self.hosted:
+            store.mark_ready(hosted.name)
+        StopOnSigterm(self._on_stop)
+        for hosted in self.hosted:
+            hosted.call(hosted.module.setup, hosted.options)
+        while not consumer.done and not self._stopping:
+            entries = consumer.read(spec.block_ms)
+            for entry in entries:
+                for hosted, handler in routes[entry.channel]:
+                    hosted.handle(handler, entry.events)
+            self._flush(store)
+            if entries:
+                # Acks and progress in one round trip; evidence went out before, in _flush.
+                pipe = client.pipeline(transaction=False)
+                consumer.ack(entries, pipe)
+                self._progress(store, pipe)
+                pipe.execute()
+        for hosted in self.hosted:
+            hosted.call(hosted.module.shutdown)
+        self._flush(store)
+        self._progress(store)
+        if consumer.done:
+            for hosted in self.hosted:
+                store.publish_module_done(hosted.name)
+        return 0
+
+    def _progress(self, store: Store, pipe: Any = None) -> None:
+        for h in self.hosted:
+            store.module_progress(h.name, h.processed, h.errors, h.last_error, pipe)
 
     def _on_stop(self) -> None:
         # Runs in StopOnSigterm's thread, never in the signal handler: Event.set locks.
         self._stopping = True
-        if self._ctx is not None:
-            self._ctx.stopping.set()
+        for hosted in self.hosted:
+            hosted.ctx.stopping.set()

@@ -128,6 +128,10 @@ def validate_modules(config: Config) -> dict[str, ModuleRef]:
                             f"unknown module {name!r} (available: {known})")
             continue
         enabled[name] = ref
+    for name in config.get_list("modules", "isolate"):
+        if name not in available:
+            problems.append(f"{config.origin('modules', 'isolate')}: [modules] isolate: "
+                            f"unknown module {name!r}")
     for section, raw in config.module_sections.items():
         ref = available.get(section)
         if ref is None:

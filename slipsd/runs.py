@@ -24,8 +24,10 @@ from typing import Any
 
 import redis
 
-from slipsd.config import Config, alert_threshold, output_dir, state_dir, whitelist_file
+from slipsd import run_specs as specs
+from slipsd.config import Config, output_dir
 from slipsd.events import TRAFFIC_CHANNELS
+from slipsd.hosting import consumer_group, host_label, host_modules, plan_hosts
 from slipsd.ingest import INGEST
 from slipsd.module_loader import ModuleRef, unavailable_reason
 from slipsd.reload import ConfigDiff
@@ -52,6 +54,9 @@ class Run:
     children: list[str] = field(default_factory=list)
     # enabled modules that were not started (Module.unavailable): name -> why
     unavailable: dict[str, str] = field(default_factory=dict)
+    # module hosts: label (module names joined by "+") -> the modules it runs
+    hosts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    stopping: bool = False  # complete, its children being stopped
 
     def info(self) -> dict[str, Any]:
         return {
@@ -112,7 +117,7 @@ class Runs:
         handler = self._start_readers(run, Restart.ON_FAILURE, live=False)
         self._start(run, "ingest", "ingest", 10, Restart.NEVER, {
             **self._ingest_spec(run), "source_name": source, "source_fd": fd,
-            "zeek": self._capture_zeek(),
+            "zeek": specs.capture_zeek(self.config),
         }, pass_fds=(fd,))
         listening = True
         try:
@@ -196,15 +201,9 @@ class Runs:
             await self._stop_children(live, live.children)
             live.state, live.finished = "finished", time.time()
             return
-        store = Store(self.client, live.id)
-        for name in [*change.modules_stopped, *change.modules_reconfigured]:
-            await self._stop_children(live, [f"{live.id}/module/{name}"])
-            await asyncio.to_thread(store.drop_reader, f"module:{name}", TRAFFIC_CHANNELS)
         live.unavailable = {}
         self._runnable(live)
-        for name in [*change.modules_started, *change.modules_reconfigured]:
-            if name in live.modules:
-                self._start_module(live, name, modules[name], Restart.ALWAYS)
+        await self._replan_hosts(live, set(change.modules_reconfigured))
         keys = change.changed.keys()
         # The whitelist (its file, or what is in it) is applied by the ingest to traffic
         # and by the evidence handler to evidence; the AS database serves its org entries.
@@ -226,15 +225,35 @@ class Runs:
         why = unavailable_reason(ref, self.config.module_sections.get(name, {}))
         for run in list(self.runs.values()):  # awaits below: the dict may change
             if run.source == "live" and run.state == "running":
-                await self._stop_children(run, [f"{run.id}/module/{name}"])
                 if why:
                     run.unavailable[name] = why
-                    continue
-                run.unavailable.pop(name, None)
-                if name not in run.modules:
-                    run.modules.append(name)
-                self._start_module(run, name, ref, Restart.ALWAYS)
+                else:
+                    run.unavailable.pop(name, None)
+                run.modules = [m for m in self.modules if m not in run.unavailable]
+                await self._replan_hosts(run, {name})
         return why
+
+    async def _replan_hosts(self, run: Run, restart: set[str]) -> None:
+        """Bring a live run's module hosts in line with ``run.modules``: hosts whose
+        modules changed, or that hold a module in ``restart``, are replaced (the new
+        ones replay the run's retained stream); the others go on untouched."""
+        wanted = {host_label(h): h for h in self._plan(run)}
+        store = Store(self.client, run.id)
+        for label, members in list(run.hosts.items()):
+            if label in wanted and not restart.intersection(members):
+                continue
+            await self._stop_children(run, [f"{run.id}/module/{label}"])
+            del run.hosts[label]
+            await asyncio.to_thread(store.drop_reader, consumer_group(members),
+                                    TRAFFIC_CHANNELS)
+        for label, members in wanted.items():
+            if label not in run.hosts:
+                self._start_host(run, members, Restart.ALWAYS)
+
+    def _plan(self, run: Run) -> list[tuple[str, ...]]:
+        cfg = self.config
+        return plan_hosts(self.modules, run.modules, cfg.get_int("modules", "processes"),
+                          cfg.get_list("modules", "isolate"))
 
     async def _stop_children(self, run: Run, names: list[str]) -> None:
         await self.supervisor.stop_many(names)
@@ -252,53 +271,23 @@ class Runs:
     def _start_readers(self, run: Run, restart: Restart, live: bool) -> Child:
         """The evidence handler and one host per module; returns the handler."""
         handler = self._start_evidence(run, restart, live)
-        for name in run.modules:
-            self._start_module(run, name, self.modules[name], restart)
+        for members in self._plan(run):
+            self._start_host(run, members, restart)
         return handler
 
     def _start_evidence(self, run: Run, restart: Restart, live: bool) -> Child:
-        return self._start(run, "evidence", "evidence", 30, restart, {
-            "run_id": run.id, "redis_url": self.redis_url, "output_dir": run.output,
-            "threshold": alert_threshold(self.config), "modules": run.modules, "live": live,
-            "whitelist": whitelist_file(self.config),
-            "asn_database": self.config.get_str("geoip", "asn_database"),
-        })
+        spec = specs.evidence(self.config, run.id, self.redis_url, run.output, run.modules, live)
+        return self._start(run, "evidence", "evidence", 30, restart, spec)
 
-    def _start_module(self, run: Run, name: str, ref: ModuleRef, restart: Restart) -> Child:
-        return self._start(run, f"module/{name}", "module", 20, restart, {
-            "run_id": run.id, "redis_url": self.redis_url, "name": name, "path": ref.path,
-            "entry_point": ref.entry_point,
-            "options": dict(self.config.module_sections.get(name, {})),
-            "home_networks": self.config.get_list("profiles", "home_networks"),
-            "data_dir": str(state_dir(self.config) / "modules" / name),
-            "country_database": self.config.get_str("geoip", "country_database"),
-            "asn_database": self.config.get_str("geoip", "asn_database"),
-        })
+    def _start_host(self, run: Run, members: tuple[str, ...], restart: Restart) -> Child:
+        label = host_label(members)
+        run.hosts[label] = members
+        spec = specs.module_host(self.config, run.id, self.redis_url,
+                                 [self.modules[m] for m in members])
+        return self._start(run, f"module/{label}", "module", 20, restart, spec)
 
     def _ingest_spec(self, run: Run) -> dict[str, Any]:
-        cfg = self.config
-        return {
-            "run_id": run.id, "redis_url": self.redis_url,
-            "width": cfg.get_float("profiles", "time_window_width"),
-            "direction": cfg.get_str("profiles", "analysis_direction"),
-            "batch_size": cfg.get_int("bus", "batch_size"),
-            "max_lag": cfg.get_int("bus", "max_lag"),
-            "readers": [*run.modules, "evidence"],
-            "whitelist": whitelist_file(cfg),
-            "asn_database": cfg.get_str("geoip", "asn_database"),
-        }
-
-    def _capture_zeek(self) -> str:
-        """The zeek to read captures with, per [sensors] sensor; "" for the flowmeter."""
-        from slipsd.sensors.zeek import SensorError, choose_sensor, find_zeek
-
-        try:
-            zeek = find_zeek(self.config.get_str("sensors", "zeek"))
-            chosen = choose_sensor(self.config.get_str("sensors", "sensor"), zeek)
-        except SensorError as exc:
-            log.warning("%s; captures are read with the flowmeter", exc)
-            return ""
-        return (zeek or "") if chosen == "zeek" else ""
+        return specs.ingest(self.config, run.id, self.redis_url, run.modules)
 
     def _start(
         self, run: Run, name: str, role: str, order: int, restart: Restart,
@@ -326,15 +315,15 @@ class Runs:
     def on_child_change(self, child: Child) -> None:
         """Keep a run able to finish when one of its children cannot."""
         run = self.runs.get(child.spec.group)
-        if run is None or run.state != "running":
+        if run is None or run.state != "running" or run.stopping:
             return
         store = Store(self.client, run.id)
         name = child.spec.name.split("/", 1)[1]
         if child.spec.role == "module" and child.state is State.FATAL:
-            module = name.split("/", 1)[1]
-            run.problem = f"module {module} failed: {child.last_exit}"
+            modules = host_modules(name.split("/", 1)[1])
+            run.problem = f"module {', '.join(modules)} failed: {child.last_exit}"
             log.error("run %s: %s", run.id, run.problem)
-            self._background(asyncio.to_thread(_module_gave_up, store, module, child.last_exit))
+            self._background(asyncio.to_thread(_host_gave_up, store, modules, child.last_exit))
         elif child.spec.role == "ingest" and child.done and child.returncode != 0:
             run.problem = f"reading the input failed: {child.last_exit}"
             log.error("run %s: %s", run.id, run.problem)
@@ -360,11 +349,13 @@ class Runs:
         if handler.state is State.FATAL or not meta.get("summary"):
             run.problem = run.problem or f"evidence handler {handler.last_exit}"
         failed = meta.get("input_error") or not meta.get("summary")
-        run.state = "failed" if failed else "finished"
-        run.finished = time.time()
+        run.stopping = True  # its children's exits from here on are no problem of the run
         await self.supervisor.stop_many(run.children)
         for name in run.children:
             self.supervisor.forget(name)
+        # Only now: whoever sees the run finished must not see its children any more.
+        run.state = "failed" if failed else "finished"
+        run.finished = time.time()
         await asyncio.to_thread(store.delete_streams, [*TRAFFIC_CHANNELS, "evidence_added"])
         await asyncio.to_thread(store.index_run, run.info())
         await self._forget_old_runs()
@@ -381,10 +372,12 @@ class Runs:
             log.info("run %s: removed %d keys from Redis (keep_runs = %d)", old.id, removed, keep)
 
 
-def _module_gave_up(store: Store, module: str, why: str) -> None:
-    store.mark_ready(module)  # so the ingest does not wait for it to start...
-    store.drop_reader(f"module:{module}", TRAFFIC_CHANNELS)  # ...nor to catch up
-    store.publish_module_done(module, failed=why)
+def _host_gave_up(store: Store, modules: list[str], why: str) -> None:
+    for module in modules:
+        store.mark_ready(module)  # so the ingest does not wait for it to start...
+    store.drop_reader(consumer_group(modules), TRAFFIC_CHANNELS)  # ...nor to catch up
+    for module in modules:
+        store.publish_module_done(module, failed=why)
 
 
 def _end_streams(store: Store, why: str) -> None:

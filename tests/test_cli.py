@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from slipsctl.cli import app, progress_line
 from slipsd.protocol import COMMANDS
 
-from conftest import REPO, Daemon
+from conftest import REPO, Daemon, module_dirs_conf, wait_for
 
 runner = CliRunner()
 
@@ -48,6 +48,26 @@ def test_status_shows_children(make_daemon: Any) -> None:
     data = json.loads(as_json.output)
     assert data["daemon"]["pid"] == daemon.proc.pid  # type: ignore[union-attr]
     assert data["redis"]["up"] is True
+
+
+def test_status_lists_the_modules_of_each_host(make_daemon: Any) -> None:
+    from test_live import live_conf
+
+    conf = live_conf(module_dirs_conf("long_connection, scans, arp, raiser",
+                                      "processes = 1\n"))
+    daemon: Daemon = make_daemon(conf)
+    wait_for(lambda: len([c for c in daemon.children("module") if c["pid"]]) == 2, 30,
+             "the live module hosts")
+    result = runner.invoke(app, ["status", "--socket", str(daemon.socket)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    # The three shipped modules share one host, the test module has its own.
+    shared = next(i for i, line in enumerate(lines) if "/module/(3 modules)" in line)
+    assert "lag 0" in lines[shared]
+    assert [line.split()[0] for line in lines[shared + 1:shared + 4]] == [
+        "long_connection", "scans", "arp"]
+    assert "processed 0, errors 0" in lines[shared + 1]
+    assert any(line.split()[0].endswith("/module/raiser") for line in lines if line.strip())
 
 
 def test_analyze_json_through_a_running_daemon(make_daemon: Any, tmp_path: Path) -> None:

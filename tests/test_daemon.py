@@ -110,8 +110,9 @@ def _evidence_and_alerts(daemon: Daemon, run: dict[str, Any]) -> tuple[Any, Any]
 
 
 def module_host(daemon: Daemon, name: str) -> dict[str, Any] | None:
+    """The running host process of module ``name`` (alone or sharing it)."""
     return next((c for c in daemon.children("module")
-                 if c["name"].endswith(f"/{name}") and c["pid"]), None)
+                 if name in c.get("modules", ()) and c["pid"]), None)
 
 
 @contextlib.contextmanager
@@ -131,7 +132,8 @@ def paused_input(daemon: Daemon, module: str) -> Iterator[tuple[dict[str, Any], 
     def lag() -> int:
         groups = redis.execute_command("XINFO", "GROUPS", key + "stream:new_flow")
         info = [dict(zip(g[::2], g[1::2], strict=True)) for g in groups]
-        return max(int(g["lag"] or 0) for g in info if g["name"] == f"module:{module}")
+        group = "module:" + host["name"].rsplit("/", 1)[1]
+        return max(int(g["lag"] or 0) for g in info if g["name"] == group)
 
     wait_for(lambda: lag() > 2, 30, "the input to stall on backpressure")
     # slipsctl status shows how far the frozen module is behind (never shed).
@@ -149,21 +151,32 @@ def paused_input(daemon: Daemon, module: str) -> Iterator[tuple[dict[str, Any], 
             os.kill(ingest["pid"], signal.SIGCONT)
 
 
-def test_module_killed_mid_run_gives_the_same_results(make_daemon: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("enabled", "victim", "evidence_type", "in_host"), [
+    # a module from another folder: a host of its own
+    ("long_connection, flow_counter", "flow_counter", "MANY_FLOWS", ["flow_counter"]),
+    # shipped modules sharing one host: all three are killed and replay together
+    ("long_connection, flows, scans", "long_connection", "LONG_CONNECTION",
+     ["long_connection", "flows", "scans"]),
+])
+def test_module_killed_mid_run_gives_the_same_results(
+    make_daemon: Any, tmp_path: Path, enabled: str, victim: str, evidence_type: str,
+    in_host: list[str],
+) -> None:
     folder = long_conn_log(tmp_path / "logs", n=30_000, seed=11)
-    conf = module_dirs_conf("long_connection, flow_counter", "[bus]\nmax_lag = 4\n")
+    conf = module_dirs_conf(enabled, "processes = 1\n[bus]\nmax_lag = 4\n")
     daemon: Daemon = make_daemon(conf)
     calm = daemon.analyze(folder, tmp_path / "calm")
     calm_results = _evidence_and_alerts(daemon, calm)
-    assert calm["summary"]["evidence_by_type"]["MANY_FLOWS"] > 0
+    assert calm["summary"]["evidence_by_type"][evidence_type] > 0
 
     result: dict[str, Any] = {}
     worker = threading.Thread(
         target=lambda: result.update(daemon.analyze(folder, tmp_path / "killed")))
     worker.start()
-    with paused_input(daemon, "flow_counter") as (host, _, _):
+    with paused_input(daemon, victim) as (host, _, _):
+        assert list(host["modules"]) == in_host
         os.kill(host["pid"], signal.SIGKILL)
-        wait_for(lambda: (c := module_host(daemon, "flow_counter")) and c["restarts"] == 1
+        wait_for(lambda: (c := module_host(daemon, victim)) and c["restarts"] == 1
                  and c["pid"] != host["pid"], 30, "the module restart")
     worker.join(120)
     assert result, "the disturbed analysis did not finish"
@@ -432,7 +445,8 @@ def test_sigterm_during_an_analysis_leaves_no_process(make_daemon: Any, tmp_path
     # SIGTERM, so the stop must escalate to SIGKILL within the deadline.
     with paused_input(daemon, "long_connection"):
         pids = [c["pid"] for c in daemon.children() if c["pid"]]
-        assert len(pids) >= 10  # redis, ingest, seven module hosts, the evidence handler
+        # redis, ingest, the evidence handler and the module hosts: shared, one per CPU
+        assert len(pids) >= 3 + min(len(os.sched_getaffinity(0)), 13)
         assert daemon.stop(timeout=30) == 0
 
     def gone(pid: int) -> bool:

@@ -22,7 +22,13 @@ def drop_in(daemon: Daemon, text: str) -> None:
 
 
 def module_hosts(daemon: Daemon) -> set[str]:
-    return {c["name"].rsplit("/", 1)[1] for c in daemon.children("module") if c["pid"]}
+    """The modules running in a live host process."""
+    return {m for c in daemon.children("module") if c["pid"] for m in c.get("modules", ())}
+
+
+def host_of(daemon: Daemon, module: str) -> int | None:
+    return next((c["pid"] for c in daemon.children("module")
+                 if module in c.get("modules", ()) and c["pid"]), None)
 
 
 def test_invalid_config_is_rejected_and_the_old_one_stays(make_daemon: Any) -> None:
@@ -83,10 +89,9 @@ def test_modules_enable_disable_restart_and_persist(make_daemon: Any) -> None:
     wait_for(lambda: "scans" not in module_hosts(daemon), 30, "scans to stop")
     persisted = daemon.config.parent / "slips.d" / "90-slipsctl.conf"
     assert "template" in persisted.read_text() and "scans" not in persisted.read_text()
-    pid = next(c["pid"] for c in daemon.children("module") if c["name"].endswith("/arp"))
+    pid = host_of(daemon, "arp")
     assert runner.invoke(app, ["modules", "restart", "arp", *sock]).exit_code == 0
-    wait_for(lambda: any(c["name"].endswith("/arp") and c["pid"] not in (None, pid)
-                         for c in daemon.children("module")), 30, "arp to restart")
+    wait_for(lambda: host_of(daemon, "arp") not in (None, pid), 30, "arp to restart")
     bad = runner.invoke(app, ["modules", "enable", "nosuch", *sock])
     assert bad.exit_code == 1 and "unknown module 'nosuch'" in bad.output
     assert "template" in module_hosts(daemon)  # the refused change changed nothing
