@@ -13,6 +13,7 @@ best of --repeat:
   (idle/active timeouts and STREAMER_OPTIONS of slipsd/sensors/flowmeter.py) and no
   plugin, iterating all flows: NFStream's own time, the reference;
 - ``nfstream+plugin``: the same with the flowmeter's per-packet plugin (ZeekTracker),
+  on the flowmeter's packet path (``fast_meters``, slipsd/sensors/_flowmeter_fast.py),
   to split slips' cost between the plugin and what follows it;
 - ``flowmeter``: ``slipsd.sensors.flowmeter.write_zeek_logs(pcap, folder)``, what
   ``slipsctl analyze x.pcap`` runs when zeek is absent (slipsd/inputs/pcap.py):
@@ -268,6 +269,7 @@ def _child(mode: str, pcap: str, out: str) -> dict[str, Any]:
     import nfstream  # type: ignore[import-untyped]
 
     from slipsd.sensors import flowmeter
+    from slipsd.sensors._flowmeter_fast import fast_meters
 
     cpu, started = _cpu(), time.perf_counter()
     if mode == "flowmeter":
@@ -279,8 +281,9 @@ def _child(mode: str, pcap: str, out: str) -> dict[str, Any]:
                                        active_timeout=flowmeter.ACTIVE_TIMEOUT, udps=udps,
                                        **flowmeter.STREAMER_OPTIONS)
         flows, records = 0, {}
-        for _ in streamer:
-            flows += 1
+        with fast_meters(udps is not None):  # the plugin's packet path, as the flowmeter's
+            for _ in streamer:
+                flows += 1
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "flows": flows, "records": records, "cpu_s": _cpu() - cpu}
 

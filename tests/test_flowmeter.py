@@ -18,7 +18,9 @@ from typing import Any
 import dpkt  # type: ignore[import-untyped]
 import pytest
 
+from slipsd.sensors import flowmeter
 from slipsd.sensors._flowmeter_conn import tcp_state
+from slipsd.sensors._flowmeter_fast import supported as fast_meters_supported
 from slipsd.sensors.flowmeter import write_zeek_logs
 
 T0 = 1_700_000_000.0
@@ -302,6 +304,30 @@ def test_same_capture_same_bytes_from_path_or_descriptor(tmp_path: Path) -> None
     assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_fast_meters_write_what_nfstreams_plugin_path_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert fast_meters_supported()  # else the flowmeter runs the plugin path only, slower
+    cap = sample()
+    body = b"HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n" + b"x" * 1400
+    cap.session(T0 + 1, "10.0.0.1", 40010, "10.0.0.80", 80, [  # a body, then pipelined heads
+        ("c", b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"), ("s", body), ("s", b"y" * 1400),
+        ("s", b"HTTP/1.1 200 OK in a body" + b"z" * 100), ("c", b"GET /b HTTP/1.1\r\n"),
+        ("c", b"Host: h\r\n\r\n"), ("s", b"HTTP/1.1 304 Not Modified\r\n\r\n")])
+    cap.tcp(T0 + 2, "10.0.0.1", 40011, "10.0.0.5", 9, "S")
+    cap.tcp(T0 + 2.001, "10.0.0.5", 9, "10.0.0.1", 40011, "SA")
+    cap.tcp(T0 + 2.002, "10.0.0.1", 40011, "10.0.0.5", 9, "R")
+    pcap = cap.write(tmp_path / "s.pcap")
+    write_zeek_logs(str(pcap), tmp_path / "fast")
+    monkeypatch.setattr(flowmeter, "FAST_METERS", False)
+    write_zeek_logs(str(pcap), tmp_path / "plain")
+    names = sorted(p.name for p in (tmp_path / "fast").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "plain").iterdir())
+    for name in names:
+        assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
+    http = read_log(tmp_path / "fast", "http")
+    assert [(h["uri"], h.get("status_code")) for h in http][-2:] == [("/a", 200), ("/b", 304)]
 
 
 def test_a_capture_begun_mid_handshake_is_logged_from_the_client(tmp_path: Path) -> None:

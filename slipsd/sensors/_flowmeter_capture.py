@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import struct
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -138,6 +139,47 @@ def _pcapng_records(handle: IO[bytes], damage: _Damage) -> tuple[int, Records]:
 
 def scan_capture(handle: IO[bytes], on_arp: Callable[[dict[str, Any]], None]) -> CaptureScan:
     """Read every packet record of ``handle`` (rewound first); ARP frames go to ``on_arp``."""
+    return _scan(*_open(handle), on_arp, None)
+
+
+class BackgroundScan:
+    """scan_capture in a thread, so that it runs while NFStream meters the same file.
+
+    The file header is read (and a file that is no capture refused with CaptureError)
+    before the thread starts; ``on_arp`` is called from the thread.
+    """
+
+    def __init__(self, handle: IO[bytes], on_arp: Callable[[dict[str, Any]], None]) -> None:
+        opened = _open(handle)
+        self._stop = threading.Event()
+        self._scan: CaptureScan | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(*opened, on_arp),
+                                        name="flowmeter-scan", daemon=True)
+        self._thread.start()
+
+    def _run(self, link: int, records: Records, damage: _Damage,
+             on_arp: Callable[[dict[str, Any]], None]) -> None:
+        try:
+            self._scan = _scan(link, records, damage, on_arp, self._stop)
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> CaptureScan:
+        """The scan once it is over; raises what the scan raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._scan is not None
+        return self._scan
+
+    def cancel(self) -> None:
+        """Stop reading soon and wait for the thread (on_arp is not called afterwards)."""
+        self._stop.set()
+        self._thread.join()
+
+
+def _open(handle: IO[bytes]) -> tuple[int, Records, _Damage]:
     handle.seek(0)
     magic = handle.read(4)
     handle.seek(0)
@@ -148,10 +190,17 @@ def scan_capture(handle: IO[bytes], on_arp: Callable[[dict[str, Any]], None]) ->
         link, records = _pcap_records(handle, damage)
     else:
         raise CaptureError("not a pcap or pcapng capture")
+    return link, records, damage
+
+
+def _scan(link: int, records: Records, damage: _Damage,
+          on_arp: Callable[[dict[str, Any]], None], stop: threading.Event | None) -> CaptureScan:
     scan = CaptureScan()
     arp_capable = link in (LINK_ETHERNET, LINK_SLL, LINK_SLL2)
     for ts, buf in records:
         scan.packets += 1
+        if not scan.packets & 0xFFFF and stop is not None and stop.is_set():
+            break
         if arp_capable and (buf[12:14] == ETH_ARP or buf[14:16] == ETH_ARP
                             or buf[0:2] == ETH_ARP or buf[12:14] in VLAN_TAGS):
             rec = arp_record(ts, link, buf)

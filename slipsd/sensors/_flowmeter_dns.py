@@ -7,6 +7,7 @@ UTF-8, and the answers would be lost. Like Zeek, only the answer section is logg
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 from typing import Any
@@ -31,11 +32,13 @@ DHCP_TYPES = {
 _NAME_TYPES = {2, 5, 12, 39}  # NS, CNAME, PTR, DNAME: the rdata is one domain name
 _MAX_POINTERS = 32  # compression pointers followed in one name (a loop otherwise)
 _PRINTABLE = frozenset(range(0x21, 0x7F)) - {ord("\\")}
+# What escape() writes as \xNN: neither a space nor in _PRINTABLE.
+_ESCAPED = re.compile(rb"[^\x20-\x5b\x5d-\x7e]")
 
 
 def escape(raw: bytes) -> str:
     """Bytes as Zeek logs them: printable ASCII kept, the rest as \\xNN."""
-    if all(b in _PRINTABLE or b == 0x20 for b in raw):
+    if _ESCAPED.search(raw) is None:  # the common case, without a Python loop over the bytes
         return raw.decode("ascii")
     return "".join(chr(b) if b in _PRINTABLE or b == 0x20 else f"\\x{b:02x}" for b in raw)
 

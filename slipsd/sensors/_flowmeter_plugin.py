@@ -1,6 +1,8 @@
 """The NFStream plugin of the flowmeter: per-packet work NFStream itself does not do.
 
-NFStream calls it, in its meter process, for every packet of every flow. It keeps IP
+NFStream calls it, in its meter process, for every packet of every flow (on_update, or
+where the NFStream version allows, _flowmeter_fast's cheaper path to ``count`` and
+``inspect_payload``, which on_update calls too). It keeps IP
 bytes per direction, the Zeek history letters in the order they first happen, the
 ICMP type and code, and the application messages slips logs (DNS, DHCP, HTTP, TLS
 hellos, SSH banners), all in one picklable ``Track`` per flow that travels back with
@@ -39,6 +41,8 @@ SNIFF_PACKETS = 4  # payload packets of a TCP flow looked at to find its protoco
 TLS_PACKETS = 12  # payload packets after the ClientHello looked at for the rest
 SSH_PACKETS = 6
 _LETTERS = ("SHDFRA", "shdfra")  # Zeek history letters: originator, responder
+# Payload bytes enough to tell whether it starts an HTTP message (longest method: "PROPPATCH ").
+HEAD_BYTES = 16
 _ACTIVE_EXPIRY = 1  # NFlow.expiration_id of a flow ended by the active timeout (0: idle)
 
 # Application handlers (ints so that a Track pickles without references to code).
@@ -48,11 +52,12 @@ NONE, SNIFF, HTTP, TLS, SSH, DNS, DNS_TCP, DHCP = range(8)
 class Track:
     """Everything the flowmeter learns about one flow packet by packet."""
 
-    __slots__ = ("answered", "app", "buf", "buf_ts", "client", "errors", "hist", "icmp", "ipb0",
-                 "ipb1", "msgs", "orig", "pending", "seen", "tcp")
+    __slots__ = ("answered", "app", "buf", "buf_ts", "client", "errors", "hist", "hkeys", "icmp",
+                 "ipb0", "ipb1", "msgs", "orig", "pending", "seen", "tcp")
 
     def __init__(self) -> None:
         self.hist = ""
+        self.hkeys = 0  # bit per packet kind (_history_key) whose history letters are in hist
         self.ipb0 = self.ipb1 = 0
         self.icmp: tuple[int, int] | None = None
         self.tcp = False
@@ -122,19 +127,12 @@ class ZeekTracker(nfstream.NFPlugin):  # type: ignore[misc]
 
     def on_update(self, pkt: Any, flow: Any) -> None:
         track: Track = flow.udps.track
-        direction = pkt.direction
-        if direction:
-            track.ipb1 += pkt.ip_size
-        else:
-            track.ipb0 += pkt.ip_size
-        if track.tcp:
-            _history(track, pkt, _LETTERS[direction])
+        count(track, pkt)
         app = track.app
         if app and pkt.payload_size:
-            try:
-                _HANDLERS[app](track, pkt, _payload(pkt))
-            except Exception:  # a malformed message must not kill the meter (see above)
-                track.errors += 1
+            if app == HTTP and not track.buf and not http_start(payload_head(pkt)):
+                return  # body bytes: _http would do nothing with them
+            inspect_payload(track, pkt)
 
     def on_expire(self, flow: Any) -> None:
         track: Track = flow.udps.track
@@ -152,6 +150,46 @@ class ZeekTracker(nfstream.NFPlugin):  # type: ignore[misc]
                 _client_hello(track)
         except Exception:  # never let a packet kill the meter process (see above)
             track.errors += 1
+
+
+def count(track: Track, pkt: Any) -> None:
+    """IP bytes and history letters of one packet: an NFPacket, or NFStream's C packet, which
+    has the same fields under the same names (see _flowmeter_fast)."""
+    direction = pkt.direction
+    if direction:
+        track.ipb1 += pkt.ip_size
+    else:
+        track.ipb0 += pkt.ip_size
+    if track.tcp:
+        # The letters a packet adds depend only on its direction, flags and whether it carries
+        # data, and each letter is written once: a second packet of the same kind adds nothing.
+        key = 1 << (direction | pkt.syn << 1 | pkt.ack << 2 | pkt.fin << 3 | pkt.rst << 4
+                    | (pkt.payload_size > 0) << 5)
+        if not track.hkeys & key:
+            track.hkeys |= key
+            _history(track, pkt, _LETTERS[direction])
+
+
+def inspect_payload(track: Track, pkt: Any) -> None:
+    """Hand a payload packet (an NFPacket) to the flow's application handler."""
+    try:
+        _HANDLERS[track.app](track, pkt, _payload(pkt))
+    except Exception:  # a malformed message must not kill the meter (see above)
+        track.errors += 1
+
+
+def payload_head(pkt: Any) -> bytes:
+    """_payload(pkt)[:HEAD_BYTES] without copying the rest of the payload."""
+    size = pkt.payload_size
+    off = pkt.ip_size - size
+    if off < 0:  # a bogus IP length: slices from the end, as _payload's does
+        return _payload(pkt)[:HEAD_BYTES]
+    return pkt.ip_packet[off : off + min(size, HEAD_BYTES)]  # type: ignore[no-any-return]
+
+
+def http_start(head: bytes) -> bool:
+    """Whether a payload beginning with ``head`` (HEAD_BYTES of it) starts a request or reply."""
+    return head.startswith(HTTP_METHODS) or head.startswith(HTTP_RESPONSE)
 
 
 def _originator(flow: Any, track: Track) -> tuple[str, int]:

@@ -296,8 +296,9 @@ def run_live_flowmeter(spec: dict[str, Any]) -> int:
     """
     import nfstream  # type: ignore[import-untyped]  # see the imports at the top
 
+    from slipsd.sensors import flowmeter
+    from slipsd.sensors._flowmeter_fast import fast_meters
     from slipsd.sensors._flowmeter_plugin import ZeekTracker
-    from slipsd.sensors.flowmeter import STREAMER_OPTIONS
 
     interface = str(spec["interface"])
     log_dir = Path(spec["log_dir"])
@@ -312,7 +313,7 @@ def run_live_flowmeter(spec: dict[str, Any]) -> int:
         streamer = nfstream.NFStreamer(
             source=interface, bpf_filter=bpf_filter, idle_timeout=idle,
             active_timeout=ACTIVE_TIMEOUT, n_meters=meters, udps=[ZeekTracker()],
-            **STREAMER_OPTIONS)
+            **flowmeter.STREAMER_OPTIONS)
     except ValueError as exc:  # NFStream found neither such an interface nor such a file
         log.error("cannot capture on %s: no such network interface (NFStream: %s)", interface,
                   exc)
@@ -327,26 +328,28 @@ def run_live_flowmeter(spec: dict[str, Any]) -> int:
     # A daemon thread: it neither holds locks the forked meters could inherit taken (it
     # sleeps in done.wait) nor keeps this process alive.
     threading.Thread(target=_watch, args=(interface, done), name="watch", daemon=True).start()
-    try:
-        stopper.armed = True
+    # The meters are forked at the first next(flows): inside, they meter with FastFlows.
+    with fast_meters(flowmeter.FAST_METERS):
         try:
-            # A signal that came before arming was only noted: the meters must not start.
-            while not stopper.requested and (flow := next(flows, None)) is not None:
-                with stopper.writing():
-                    logs.add_flow(flow, time.monotonic())
-        except KeyboardInterrupt:
-            _stop_streamer(flows)
-    except ValueError as exc:  # a meter could not open the capture (permissions, filter...)
-        log.error("cannot capture on %s: %s", interface, exc)
-        return EX_NOINPUT
-    finally:
-        done.set()
-        stopper.armed = False
-        logs.close()
-        log.info("%s: %d flows in %.0f s (%d neither TCP, UDP nor ICMP, %d not logged), "
-                 "records %s, %d unparsable messages", interface, logs.flows,
-                 time.monotonic() - started, logs.other_proto_flows, logs.failed_flows,
-                 logs.records, logs.parse_errors)
+            stopper.armed = True
+            try:
+                # A signal that came before arming was only noted: the meters must not start.
+                while not stopper.requested and (flow := next(flows, None)) is not None:
+                    with stopper.writing():
+                        logs.add_flow(flow, time.monotonic())
+            except KeyboardInterrupt:
+                _stop_streamer(flows)
+        except ValueError as exc:  # a meter could not open the capture (permissions, filter...)
+            log.error("cannot capture on %s: %s", interface, exc)
+            return EX_NOINPUT
+        finally:
+            done.set()
+            stopper.armed = False
+            logs.close()
+            log.info("%s: %d flows in %.0f s (%d neither TCP, UDP nor ICMP, %d not logged), "
+                     "records %s, %d unparsable messages", interface, logs.flows,
+                     time.monotonic() - started, logs.other_proto_flows, logs.failed_flows,
+                     logs.records, logs.parse_errors)
     if stopper.lost:
         return EX_NOINPUT
     if stopper.requested:

@@ -1,0 +1,128 @@
+"""The flowmeter's per-packet path through NFStream without NFStream's per-packet plugin toll.
+
+With any plugin, NFStream's meter turns every packet into a 28-field NFPacket (copying
+the IP packet into bytes) and copies the flow's counters out of C before calling the
+plugin. Measured on bench/flowmeter.py's capture, that alone cost 0.9 CPU s, more than
+half of NFStream's own time, while ZeekTracker reads six fields of most packets and the
+payload of a few. ``fast_meters()`` has the meters NFStream forks create ``FastFlow``s
+instead of NFlows: the same flow, whose update hands ZeekTracker NFStream's C packet
+(same field names) and builds the NFPacket only for packets an application handler
+reads, and skips the per-packet copy of the flow's fields out of C: NFlow.expire copies
+them all at the end, as it does for NFStream without plugins, so what the flow carries
+out is unchanged.
+
+This leans on NFStream internals (meter.consume creating flows as ``meter.NFlow``,
+NFlow.update's arguments, the C packet's fields), so it is used only with the NFStream
+versions it was checked against, and only while a flowmeter meters: any other version
+gets the plain plugin path, which writes the same logs (tests/test_flowmeter.py
+compares the two).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Iterator
+from typing import Any
+
+import nfstream  # type: ignore[import-untyped]
+from nfstream import flow as nf_flow
+from nfstream import meter as nf_meter
+
+from slipsd.sensors._flowmeter_plugin import (
+    HEAD_BYTES,
+    HTTP,
+    ZeekTracker,
+    count,
+    http_start,
+    inspect_payload,
+    payload_head,
+)
+
+CHECKED_VERSIONS = ("6.5.", "6.6.")
+_UPDATE_ARGS = ("self", "packet", "idle_timeout", "active_timeout", "ffi", "lib", "udps", "sync",
+                "accounting_mode", "n_dissections", "statistics", "splt", "dissector")
+_pythonize = nf_flow.pythonize_packet
+
+
+class FastFlow(nf_flow.NFlow):  # type: ignore[misc]
+    """An NFlow whose per-packet update skips the NFPacket unless a plugin needs one."""
+
+    __slots__ = ()
+
+    def update(self, packet: Any, idle_timeout: int, active_timeout: int, ffi: Any, lib: Any,
+               udps: Any, sync: bool, accounting_mode: int, n_dissections: int, statistics: bool,
+               splt: int, dissector: Any) -> Any:
+        if udps is not _checked[0] and not _check(udps, statistics, splt):
+            # not a flowmeter's streamer: NFStream's own way
+            return super().update(packet, idle_timeout, active_timeout, ffi, lib, udps, sync,
+                                  accounting_mode, n_dissections, statistics, splt, dissector)
+        ret = lib.meter_update_flow(self._C, packet, idle_timeout, active_timeout,
+                                    accounting_mode, statistics, splt, n_dissections, dissector,
+                                    sync)
+        if ret > 0:  # idle or active timeout: ends here, as in NFlow.update
+            self.expiration_id = ret - 1  # type: ignore[misc]  # an NFlow slot (untyped base)
+            return self.expire(udps, sync, n_dissections, statistics, splt, ffi, lib, dissector)
+        # No self.sync() here: it copies counters and nDPI's findings out of C, and expire()
+        # copies them all again (NFStream's meter_expire_flow marks detection done to force
+        # that copy: it is how NFStream without plugins gets them), so only the last copy counts.
+        _on_c_packet(packet, ffi, self)  # ZeekTracker.on_update, for the C packet
+        return None  # (ZeekTracker never ends a flow itself: no expiration_id -1 to check)
+
+
+# The plugin list of this meter once _check found it to be the flowmeter's: the check is then
+# an identity test per packet (a meter's streamer options never change).
+_checked: list[Any] = [None]
+
+
+def _check(udps: Any, statistics: bool, splt: int) -> bool:
+    if statistics or splt or len(udps) != 1 or type(udps[0]) is not ZeekTracker:
+        return False
+    _checked[0] = udps
+    return True
+
+
+def _on_c_packet(cpkt: Any, ffi: Any, flow: Any) -> None:
+    """ZeekTracker.on_update for NFStream's C packet."""
+    track = flow.udps.track
+    count(track, cpkt)
+    app = track.app
+    if app and cpkt.payload_size:
+        if app == HTTP and not track.buf and not http_start(_c_head(cpkt, ffi, flow)):
+            return  # body bytes (see ZeekTracker.on_update)
+        inspect_payload(track, _pythonize(cpkt, ffi, flow))
+
+
+def _c_head(cpkt: Any, ffi: Any, flow: Any) -> bytes:
+    """payload_head of the NFPacket of ``cpkt``, copying only those bytes."""
+    size = cpkt.payload_size
+    off = cpkt.ip_size - size
+    if off < 0:
+        return payload_head(_pythonize(cpkt, ffi, flow))
+    return ffi.buffer(cpkt.ip_content, cpkt.ip_content_len)[off : off + min(size, HEAD_BYTES)]  # type: ignore[no-any-return]
+
+
+def supported() -> bool:
+    """Whether this NFStream is one FastFlow was checked against."""
+    version = str(getattr(nfstream, "__version__", ""))
+    if not version.startswith(CHECKED_VERSIONS) or nf_meter.NFlow is not nf_flow.NFlow:
+        return False
+    args = tuple(inspect.signature(nf_flow.NFlow.update).parameters)
+    return args == _UPDATE_ARGS and callable(getattr(nf_meter, "consume", None))
+
+
+@contextlib.contextmanager
+def fast_meters(enabled: bool = True) -> Iterator[bool]:
+    """While inside, meters NFStream forks from this process create FastFlows (if supported).
+
+    Yields whether they do. NFStream forks its meters when its streamer is first iterated,
+    so the iteration must begin inside.
+    """
+    if not enabled or not supported():
+        yield False
+        return
+    nf_meter.NFlow = FastFlow
+    try:
+        yield True
+    finally:
+        nf_meter.NFlow = nf_flow.NFlow
