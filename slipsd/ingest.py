@@ -106,8 +106,7 @@ def run_ingest(spec: IngestSpec) -> int:
             bad.clear()
 
     try:
-        for ts, channel, event in source.records(on_error):
-            profiler.feed(ts, channel, event)
+        profiler.feed_all(source.records(on_error))
     except (InputError, OSError) as exc:
         # What was read stands; the run ends now, marked failed with the reason.
         message = str(exc) if isinstance(exc, InputError) else f"{spec.source_name}: {exc}"
@@ -146,7 +145,8 @@ def run_live_ingest(spec: IngestSpec) -> int:
     if missing:
         log.warning("following without readers that never became ready: %s", sorted(missing))
     whitelist = open_whitelist(spec, store)
-    producer = Producer(store.redis, spec.run_id, TRAFFIC_CHANNELS, max_lag=spec.max_lag)
+    producer = Producer(store.redis, spec.run_id, TRAFFIC_CHANNELS, max_lag=spec.max_lag,
+                        compress=False)  # trimmed as it is read: nothing to keep small
     profiler = Profiler(store, producer, width=spec.width, direction=spec.direction,
                         batch_size=spec.batch_size, whitelist=whitelist)
     if "first_ts" in meta:
@@ -169,8 +169,7 @@ def run_live_ingest(spec: IngestSpec) -> int:
         records = follow.poll(on_error)
         # Files are read one after the other: order this poll's lines by time.
         records.sort(key=lambda r: r[0])
-        for ts, channel, event in records:
-            profiler.feed(ts, channel, event)
+        profiler.feed_all(records)
         # When idle, and every few seconds on a link that never is: publish what is
         # buffered, and save where reading stopped so a restart does not count twice.
         if not records or time.monotonic() - saved > SAVE_SECONDS:

@@ -13,17 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from slipsd.events import NEW_IP, TW_CLOSED
 from slipsd.store import Producer, Store
-from slipsd.store._store import WindowDelta
+from slipsd.store._traffic import WindowDelta
 
 if TYPE_CHECKING:
     from slipsd.whitelist import Whitelist
-
-
-@dataclass
-class _Profile:
-    first_seen: float
-    last_seen: float
-    flows: int = 0
 
 
 @dataclass
@@ -66,8 +59,10 @@ class Profiler:
         self._next_close = 0  # windows below this index are closed
         self._seen_ips: set[str] = set()
         self._new_ips: list[str] = []
-        self._profiles: dict[str, _Profile] = {}
-        self._dirty: set[str] = set()
+        # ip -> [first_seen, last_seen, flows]; a list, as it changes with every record.
+        self._profiles: dict[str, list[Any]] = {}
+        # What the records since the last store write added, per (profile, window). Its
+        # keys also tell which profiles changed and which windows are active (_write_store).
         self._deltas: dict[tuple[str, int], WindowDelta] = {}
         self._active: dict[int, set[str]] = {}  # open window -> profiles seen in it
         self._pending_counts: dict[str, int] = {}
@@ -86,81 +81,102 @@ class Profiler:
         return max(0, int((ts - self.start) // self._width))
 
     def feed(self, ts: float, channel: str, event: dict[str, Any]) -> None:
-        # The per-record path: plain comparisons and dict updates, no helper calls
-        # beyond _touch, since it runs once per input line.
-        if self._whitelist is not None and self._whitelist.drops_event(channel, event):
-            # As if the record were not in the input: no profile, window, new_ip or event.
-            self.counts.whitelisted += 1
-            name = f"whitelisted.{channel}"
-            self._pending_counts[name] = self._pending_counts.get(name, 0) + 1
-            return
-        start = self.start
-        if start is None:
-            start = self.start = ts
-            self._store.set_run_meta(first_ts=ts, width=self._width)
-        if ts > self._max_ts:
-            self._max_ts = ts
-            self._close_passed_windows()
-        tw = int((ts - start) // self._width)  # as window_of
-        if tw < 0:
-            tw = 0
-        if tw < self._next_close:
-            self.counts.late += 1
-        saddr = event.get("saddr") or ""
-        daddr = event.get("daddr") or ""
-        seen = self._seen_ips
-        if saddr not in seen or daddr not in seen:
-            for ip in (saddr, daddr):
-                if ip and ip not in seen:
-                    seen.add(ip)
-                    self._new_ips.append(ip)
-                    self._producer.emit(NEW_IP, {"ip": ip, "ts": ts})
-        if saddr:
-            self._touch(saddr, ts, tw, event, True)
-        if self._both and daddr:
-            self._touch(daddr, ts, tw, event, False)
-        event["profile"] = saddr
-        event["tw"] = tw
-        producer = self._producer
-        producer.emit(channel, event)
-        by_channel = self.counts.by_channel
-        by_channel[channel] = by_channel.get(channel, 0) + 1
-        if producer.buffered >= self._batch_size:
-            self._since_store += producer.buffered
-            self.flush(store=self._since_store >= self._store_every)
+        self.feed_all(((ts, channel, event),))
 
-    def _touch(self, ip: str, ts: float, tw: int, event: dict[str, Any], outgoing: bool) -> None:
+    def feed_all(self, records: Iterable[tuple[float, str, dict[str, Any]]]) -> None:
+        """Profile and publish ``(ts, channel, event)`` records, in the order given."""
+        # The per-record path, once per input line: plain comparisons and dict updates on
+        # locals, the outgoing side's bookkeeping inline. The containers held in locals
+        # are only ever cleared, never replaced, by flushes and store writes.
+        whitelist = self._whitelist
+        width = self._width
+        seen = self._seen_ips
+        new_ips = self._new_ips
+        profiles = self._profiles
+        deltas = self._deltas
+        producer = self._producer
+        emit = producer.emit
+        counts = self.counts
+        by_channel = counts.by_channel
+        batch_size = self._batch_size
+        both = self._both
+        next_close = self._next_close
+        for ts, channel, event in records:
+            if whitelist is not None and whitelist.drops_event(channel, event):
+                self._count_whitelisted(channel)
+                continue
+            start = self.start
+            if start is None:
+                start = self._begin(ts)
+            tw = int((ts - start) // width)  # as window_of
+            if tw < 0:
+                tw = 0
+            if ts > self._max_ts:
+                self._max_ts = ts
+                if tw > next_close:
+                    self._close_passed_windows()
+                    next_close = self._next_close
+            if tw < next_close:
+                counts.late += 1
+            saddr = event.get("saddr") or ""
+            daddr = event.get("daddr") or ""
+            if saddr not in seen or daddr not in seen:
+                for ip in (saddr, daddr):
+                    if ip and ip not in seen:
+                        seen.add(ip)
+                        new_ips.append(ip)
+                        emit(NEW_IP, {"ip": ip, "ts": ts})
+            if saddr:
+                profile = profiles.get(saddr)
+                if profile is None:
+                    profile = profiles[saddr] = [ts, ts, 0]
+                elif ts > profile[1]:
+                    profile[1] = ts
+                elif ts < profile[0]:
+                    profile[0] = ts
+                key = (saddr, tw)
+                delta = deltas.get(key)
+                if delta is None:
+                    delta = deltas[key] = WindowDelta()
+                if "state" in event:  # only conn records are flows
+                    profile[2] += 1
+                    counts.flows += 1
+                    _add_flow(delta, event, daddr)
+            if both and daddr:
+                self._touch_destination(daddr, ts, tw, event)
+            event["profile"] = saddr
+            event["tw"] = tw
+            emit(channel, event)
+            by_channel[channel] = by_channel.get(channel, 0) + 1
+            if producer.buffered >= batch_size:
+                self._since_store += producer.buffered
+                self.flush(store=self._since_store >= self._store_every)
+
+    def _count_whitelisted(self, channel: str) -> None:
+        # As if the record were not in the input: no profile, window, new_ip or event.
+        self.counts.whitelisted += 1
+        name = f"whitelisted.{channel}"
+        self._pending_counts[name] = self._pending_counts.get(name, 0) + 1
+
+    def _begin(self, ts: float) -> float:
+        """The first record: windows count from its time."""
+        self.start = ts
+        self._store.set_run_meta(first_ts=ts, width=self._width)
+        return ts
+
+    def _touch_destination(self, ip: str, ts: float, tw: int, event: dict[str, Any]) -> None:
+        """With analysis_direction = all, the destination's profile and window too."""
         profile = self._profiles.get(ip)
         if profile is None:
-            profile = self._profiles[ip] = _Profile(ts, ts)
-        elif ts > profile.last_seen:
-            profile.last_seen = ts
-        elif ts < profile.first_seen:
-            profile.first_seen = ts
-        self._dirty.add(ip)
-        if tw >= self._next_close:
-            active = self._active.get(tw)
-            if active is None:
-                active = self._active[tw] = set()
-            active.add(ip)
+            profile = self._profiles[ip] = [ts, ts, 0]
+        elif ts > profile[1]:
+            profile[1] = ts
+        elif ts < profile[0]:
+            profile[0] = ts
         delta = self._deltas.get((ip, tw))
         if delta is None:
             delta = self._deltas[(ip, tw)] = WindowDelta()
-        if "state" not in event:  # only conn records are flows
-            return
-        if outgoing:
-            profile.flows += 1
-            self.counts.flows += 1
-            delta.flows += 1
-            delta.sbytes += event.get("sbytes") or 0
-            delta.dbytes += event.get("dbytes") or 0
-            daddr = event.get("daddr") or ""
-            dst_ips = delta.dst_ips
-            dst_ips[daddr] = dst_ips.get(daddr, 0) + 1
-            port = f"{event.get('proto', '')}/{event.get('dport', 0)}/{event.get('state', '')}"
-            dst_ports = delta.dst_ports
-            dst_ports[port] = dst_ports.get(port, 0) + 1
-        else:
+        if "state" in event:
             delta.flows_in += 1
 
     def _close_passed_windows(self) -> None:
@@ -168,10 +184,11 @@ class Profiler:
         current = self.window_of(self._max_ts)
         if current <= self._next_close:
             return
-        closing = sorted(tw for tw in self._active if tw < current)
         # Everything already emitted must reach the store and the bus before
-        # readers are told the windows are closed.
+        # readers are told the windows are closed (and the store write completes
+        # the active windows).
         self.flush()
+        closing = sorted(tw for tw in self._active if tw < current)
         for tw in closing:
             self._emit_closed(tw, self._active.pop(tw))
         self._next_close = current
@@ -200,19 +217,26 @@ class Profiler:
                 self._pending_counts[name] = (self._pending_counts.get(name, 0)
                                               + n - stored.get(channel, 0))
                 stored[channel] = n
-        fields = {
-            ip: {
-                "first_seen": self._profiles[ip].first_seen,
-                "last_seen": self._profiles[ip].last_seen,
-                "flows": self._profiles[ip].flows,
-            }
-            for ip in self._dirty
-        }
-        if self._new_ips or fields or self._deltas or self._pending_counts:
-            self._store.write_traffic(self._new_ips, fields, self._deltas, self._pending_counts)
-        self._new_ips = []
-        self._dirty = set()
-        self._deltas = {}
+        profiles = self._profiles
+        changed: dict[str, tuple[float, float, int]] = {}
+        next_close = self._next_close
+        active = self._active
+        for ip, tw in self._deltas:
+            if ip not in changed:
+                first, last, flows = profiles[ip]
+                changed[ip] = (first, last, flows)
+            # Windows change state only right after a store write, so this is the
+            # state the records had when they were fed.
+            if tw >= next_close:
+                members = active.get(tw)
+                if members is None:
+                    members = active[tw] = set()
+                members.add(ip)
+        if self._new_ips or changed or self._pending_counts:
+            self._store.write_traffic(self._new_ips, changed, self._deltas, self._pending_counts)
+        # Cleared, not replaced: feed_all holds them.
+        self._new_ips.clear()
+        self._deltas.clear()
         self._pending_counts = {}
 
     def finish(self) -> None:
@@ -222,3 +246,18 @@ class Profiler:
             self._emit_closed(tw, self._active[tw])
         self._active = {}
         self._producer.close()
+
+
+def _add_flow(delta: WindowDelta, event: dict[str, Any], daddr: str) -> None:
+    delta.flows += 1
+    delta.sbytes += event.get("sbytes") or 0
+    delta.dbytes += event.get("dbytes") or 0
+    dst_ips = delta.dst_ips
+    dst_ips[daddr] = dst_ips.get(daddr, 0) + 1
+    port = (event.get("proto", ""), event.get("dport", 0), event.get("state", ""))
+    dst_ports = delta.dst_ports
+    try:
+        dst_ports[port] = dst_ports.get(port, 0) + 1
+    except TypeError:  # an unhashable value (no Zeek conn record has one): as text at once
+        name = f"{port[0]}/{port[1]}/{port[2]}"
+        dst_ports[name] = dst_ports.get(name, 0) + 1

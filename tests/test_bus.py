@@ -113,3 +113,49 @@ def test_batches_keep_every_event_shape_and_type(packed: bool,
         assert [list(e) for e in decoded] == [list(e) for e in batch]
         assert [[type(v) for v in e.values()] for e in decoded] == \
             [[type(v) for v in e.values()] for e in batch]
+
+
+def test_large_batches_are_compressed_and_old_plain_entries_still_read(
+        redis_client: RedisClient) -> None:
+    import json
+    import zlib
+
+    from slipsd.store import keys
+    from slipsd.store._connect import binary_client
+
+    stream = keys.stream("r5", "a")
+    # An entry as producers wrote them before compression: plain JSON of version 1.
+    redis_client.xadd(stream, {"d": json.dumps({"v": 1, "events": [{"i": -1}]})}, id="1-1")
+    redis_client.set(keys.run("r5", "seq"), 1)
+    producer = Producer(redis_client, "r5", ["a"], max_lag=10_000)
+    events = [{"ts": 1.5 + i, "saddr": "10.0.0.1", "daddr": "8.8.8.8", "i": i}
+              for i in range(200)]
+    for event in events:
+        producer.emit("a", dict(event))
+    producer.flush()
+    producer.emit("a", {"i": 200})  # too small to gain from compression
+    producer.close()
+    raw = binary_client(redis_client).xrange(stream)
+    assert [list(fields) for _, fields in raw] == [[b"d"], [b"z"], [b"d"], [b"d"]]
+    packed = raw[1][1][b"z"]
+    assert len(packed) < len(zlib.decompress(packed)) / 2
+    consumer = Consumer(redis_client, "r5", "g", ["a"], count=2)
+    consumer.start()
+    got = [ev for e in drain(consumer) for ev in e.events]
+    assert got == [{"i": -1}, *events, {"i": 200}]
+    assert [list(ev) for ev in got[1:-1]] == [list(ev) for ev in events]
+
+
+def test_a_live_producer_leaves_batches_plain(redis_client: RedisClient) -> None:
+    from slipsd.store import keys
+    from slipsd.store._connect import binary_client
+
+    producer = Producer(redis_client, "r6", ["a"], max_lag=10_000, compress=False)
+    for i in range(200):
+        producer.emit("a", {"saddr": "10.0.0.1", "daddr": "8.8.8.8", "i": i})
+    producer.close()
+    raw = binary_client(redis_client).xrange(keys.stream("r6", "a"))
+    assert [list(fields) for _, fields in raw] == [[b"d"], [b"d"]]
+    consumer = Consumer(redis_client, "r6", "g", ["a"])
+    consumer.start()
+    assert [ev["i"] for e in drain(consumer) for ev in e.events] == list(range(200))

@@ -82,3 +82,22 @@ def test_direction_all_profiles_destinations(redis_client: RedisClient) -> None:
     assert store.window("8.8.8.8", 0)["flows"] == 0
     run_profiler(redis_client, "p4", events, direction="out")
     assert Store(redis_client, "p4").profiles() == ["10.0.0.1", "10.0.0.2"]
+
+
+def test_many_windows_and_exact_profile_values(redis_client: RedisClient) -> None:
+    # More windows than one store script call takes, times written as Python writes floats.
+    events = [(NEW_FLOW, flow(1000.25 + i, f"10.1.{i // 250}.{i % 250}", "8.8.8.8",
+                              sbytes=2**60 + i))
+              for i in range(1200)]
+    events.append((NEW_FLOW, flow(2000.5, "10.1.0.0", "8.8.4.4", proto=["odd"])))
+    run_profiler(redis_client, "p5", events, width=10_000.0)
+    store = Store(redis_client, "p5")
+    assert len(store.profiles()) == 1200
+    assert store.profile("10.1.0.0") == {"first_seen": "1000.25", "last_seen": "2000.5",
+                                         "flows": "2"}
+    assert store.profile("10.1.4.199")["first_seen"] == repr(1000.25 + 1199)
+    window = store.window("10.1.0.0", 0)
+    assert window["sbytes"] == 2**60 + 10 and window["dbytes"] == 40  # exact beyond 2**53
+    assert window["dst_ips"] == {"8.8.8.8": 1, "8.8.4.4": 1}
+    assert window["dst_ports"] == {"tcp/80/SF": 1, "['odd']/80/SF": 1}
+    assert store.window("10.1.4.199", 0)["dst_ports"] == {"tcp/80/SF": 1}

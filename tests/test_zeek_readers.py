@@ -593,3 +593,21 @@ def test_corpus_other_zeek_folders(name: str) -> None:
     assert errors == []
     assert records and all(ev["saddr"] for _, _, ev in records)
     assert zin.ignored == []
+
+
+def test_json_lines_are_read_as_json_loads_reads_them(tmp_path: Path) -> None:
+    # The reader scans each line with json's C scanner and leaves anything but one value
+    # followed by the line end to json.loads: the same records and the same errors.
+    flows = zeekgen.make_conn_flows(6, seed=3)
+    good = [json.dumps({k: v for k, v in f.items() if v is not None}) for f in flows]
+    lines = ["  " + good[0], good[1] + " \t\r", good[2] + " x", good[3] + good[3],
+             good[4] + "\x0c", "\t", good[5]]
+    (tmp_path / "conn.log").write_text("\n".join(lines))  # the last line has no end
+    records, errors = read_path(tmp_path)
+    assert [ev["uid"] for _, _, ev in records] == [flows[i]["uid"] for i in (0, 1, 5)]
+    expected = []
+    for line in lines[2:5]:
+        with pytest.raises(json.JSONDecodeError) as caught:
+            json.loads(line)
+        expected.append(f"invalid JSON: {caught.value.msg}")
+    assert [(e.line, e.reason) for e in errors] == list(zip((3, 4, 5), expected, strict=True))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from slipsd.events import LOG_CHANNELS
@@ -60,6 +61,7 @@ class Schema:
     prefill: dict[str, Any] = field(init=False)
     req_keys: tuple[str, ...] = field(init=False)
     req_types: tuple[type, ...] = field(init=False)
+    req_values: Callable[[Event], tuple[Any, ...]] = field(init=False)
     sources: dict[str, str] = field(init=False)  # event key -> Zeek field, for messages
 
     def __post_init__(self) -> None:
@@ -67,6 +69,8 @@ class Schema:
         object.__setattr__(self, "prefill", prefill)
         object.__setattr__(self, "req_keys", tuple(self.kinds))
         object.__setattr__(self, "req_types", tuple(self.kinds.values()))
+        # Every schema has the six common keys, so this always returns a tuple.
+        object.__setattr__(self, "req_values", itemgetter(*self.kinds))
         sources = {new: old for old, new in self.renames.items()}
         object.__setattr__(self, "sources", sources)
 
@@ -81,8 +85,13 @@ class Schema:
 
         Raises ValueError with a short reason when the record is unusable.
         """
-        # One C-level pass decides whether the (rare) slow path is needed at all.
-        if tuple(map(type, map(ev.get, self.req_keys))) != self.req_types:
+        # One C-level pass decides whether the (rare) slow path is needed at all; a
+        # required key missing altogether (KeyError) takes it too.
+        try:
+            fine = tuple(map(type, self.req_values(ev))) == self.req_types
+        except KeyError:
+            fine = False
+        if not fine:
             self._coerce(ev)
         if self.post is not None:
             self.post(ev)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import json.scanner
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from slipsd.inputs._common import FileStats, LineError
 from slipsd.inputs._zeek_norm import Event, KeyMap, Schema
@@ -21,6 +22,12 @@ OnError = Callable[[LineError], None]
 
 _SNIFF_LINES = 200
 _SNIFF_LINE_LIMIT = 1 << 20
+# json.loads' own C scanner, called directly: loads() spends a third of its time around
+# it (type checks, two whitespace regexes). Anything but one value and the line end goes
+# to loads(), which then decides, or words the error, as always.
+_scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
+    json.JSONDecoder())  # type: ignore[arg-type]
+_JSON_SPACE = " \t\n\r"
 
 
 class _GunzipText(io.TextIOWrapper):
@@ -97,6 +104,7 @@ def iter_json(
     stream: IO[str], stats: FileStats, schema: Schema, on_error: OnError
 ) -> Iterator[Record]:
     loads = json.loads
+    scan = _scan
     keymap = KeyMap(schema)
     getkey = keymap.__getitem__
     prefill = schema.prefill
@@ -107,15 +115,23 @@ def iter_json(
     try:
         for lineno, line in enumerate(stream, 1):
             try:
-                obj = loads(line)
-            except ValueError as exc:
-                text = line.strip()
-                if not text or text.startswith("#"):
-                    meta += 1
+                obj, end = scan(line, 0)
+                rest = line[end:]
+                if rest != "\n" and rest.strip(_JSON_SPACE):
+                    raise ValueError("more after the value")
+            except (StopIteration, ValueError):
+                # Not one value from the first character on: loads() skips leading
+                # spaces, or raises with its usual message.
+                try:
+                    obj = loads(line)
+                except ValueError as exc:
+                    text = line.strip()
+                    if not text or text.startswith("#"):
+                        meta += 1
+                        continue
+                    bad += 1
+                    on_error(LineError(name, lineno, f"invalid JSON: {_json_reason(exc)}"))
                     continue
-                bad += 1
-                on_error(LineError(name, lineno, f"invalid JSON: {_json_reason(exc)}"))
-                continue
             if type(obj) is not dict:
                 bad += 1
                 on_error(LineError(name, lineno, "not a JSON object"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -13,44 +12,9 @@ from slipsd.events import MESSAGE_VERSION
 from slipsd.store import keys
 from slipsd.store._bus import trim_acknowledged, xinfo_dict
 from slipsd.store._connect import RedisClient, command
+from slipsd.store._traffic import WRITE_TRAFFIC, WindowDelta, write_traffic
 
 MAX_ERRORS_KEPT = 200  # the run's error list is a sample; the counter has the total
-
-
-# KEYS: window hash, its destination-IP hash, its port hash, the profile's window set.
-# ARGV: tw, flows, sbytes, dbytes, flows_in, number of IP pairs, then IP/count
-# pairs, then port/count pairs.
-_ADD_WINDOW = """
-redis.call('SADD', KEYS[4], ARGV[1])
-local totals = {'flows', 'sbytes', 'dbytes', 'flows_in'}
-for i, name in ipairs(totals) do
-  local n = tonumber(ARGV[i + 1])
-  if n ~= 0 or i == 1 then redis.call('HINCRBY', KEYS[1], name, n) end
-end
-local ips = tonumber(ARGV[6])
-local i = 7
-while i < 7 + 2 * ips do
-  redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])
-  i = i + 2
-end
-while i <= #ARGV do
-  redis.call('HINCRBY', KEYS[3], ARGV[i], ARGV[i + 1])
-  i = i + 2
-end
-return 0
-"""
-
-
-@dataclass
-class WindowDelta:
-    """What one batch of traffic added to one profile's time window."""
-
-    flows: int = 0
-    sbytes: int = 0
-    dbytes: int = 0
-    flows_in: int = 0  # flows towards this IP, with analysis_direction = all
-    dst_ips: dict[str, int] = field(default_factory=dict)
-    dst_ports: dict[str, int] = field(default_factory=dict)  # "tcp/443/SF" -> flows
 
 
 class Store:
@@ -59,7 +23,7 @@ class Store:
     def __init__(self, client: RedisClient, run_id: str) -> None:
         self.redis = client
         self.run_id = run_id
-        self._add_window = client.register_script(_ADD_WINDOW)
+        self._write_traffic = client.register_script(WRITE_TRAFFIC)
 
     def key(self, *parts: str | int) -> str:
         return keys.run(self.run_id, *parts)
@@ -131,31 +95,14 @@ class Store:
 
     def write_traffic(
         self,
-        new_ips: Iterable[str],
-        profiles: Mapping[str, Mapping[str, Any]],
+        new_ips: list[str],
+        profiles: Mapping[str, tuple[float, float, int]],
         windows: Mapping[tuple[str, int], WindowDelta],
         counts: Mapping[str, int],
     ) -> None:
-        """Apply one batch of profiler output in a single round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        new_ips = list(new_ips)
-        if new_ips:
-            pipe.sadd(self.key("ips"), *new_ips)
-        for ip, fields in profiles.items():
-            pipe.hset(keys.profile(self.run_id, ip), mapping=dict(fields))  # type: ignore[arg-type]
-            pipe.sadd(self.key("profiles"), ip)
-        for (ip, tw), delta in windows.items():
-            base = keys.window(self.run_id, ip, tw)
-            args: list[str | int] = [tw, delta.flows, delta.sbytes, delta.dbytes, delta.flows_in,
-                                     len(delta.dst_ips)]
-            for pairs in (delta.dst_ips, delta.dst_ports):
-                for name, n in pairs.items():
-                    args += (name, n)
-            # One script call per window instead of one HINCRBY per destination.
-            self._add_window(keys=[base, base + ":dst", base + ":ports", self.key("tws", ip)],
-                             args=args, client=pipe)
-        self.add_counts(counts, pipe)
-        pipe.execute()
+        """Apply one batch of profiler output (see slipsd.store._traffic)."""
+        write_traffic(self.redis, self._write_traffic, self.run_id, new_ips, profiles, windows,
+                      counts)
 
     def profiles(self) -> list[str]:
         return sorted(self.redis.smembers(self.key("profiles")))
