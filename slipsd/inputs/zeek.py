@@ -213,6 +213,12 @@ class ZeekInput:
             )
         self._add(shown, log_type, sniffed.fmt, opener)
 
+    @property
+    def log_types(self) -> frozenset[str]:
+        """The log types of the files read: a connection is judged by its missing DNS
+        lookup, say, only when a dns log is there to have recorded one."""
+        return frozenset(f.log_type for f in self.files)
+
     def _add(self, shown: str, log_type: str, fmt: str, opener: Opener) -> None:
         stats = FileStats(name=shown, log_type=log_type)
         self.files.append(stats)
