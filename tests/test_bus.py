@@ -159,3 +159,29 @@ def test_a_live_producer_leaves_batches_plain(redis_client: RedisClient) -> None
     consumer = Consumer(redis_client, "r6", "g", ["a"])
     consumer.start()
     assert [ev["i"] for e in drain(consumer) for ev in e.events] == list(range(200))
+
+
+def test_trimming_keeps_what_a_reader_has_not_acknowledged(redis_client: RedisClient) -> None:
+    from slipsd.store import keys
+    from slipsd.store._bus import trim_acknowledged
+    from slipsd.store._connect import binary_client
+
+    producer = Producer(redis_client, "r7", ["a"], max_lag=10_000, compress=False)
+    for i in range(10):
+        producer.emit("a", {"i": i})
+        producer.flush()
+    slow = Consumer(redis_client, "r7", "slow", ["a"], count=4)
+    fast = Consumer(redis_client, "r7", "fast", ["a"], count=100)
+    slow.start()
+    fast.start()
+    fast.ack(fast.read(200))
+    first = slow.read(200)
+    slow.ack(first[:2])  # entries 3 and 4 are read, not acknowledged: they must stay
+    stream = keys.stream("r7", "a")
+    assert trim_acknowledged(redis_client, stream) == 2
+    ids = [eid for eid, _ in binary_client(redis_client).xrange(stream)]
+    assert [int(eid.split(b"-")[0]) for eid in ids] == list(range(3, 11))
+    slow.ack(first[2:])
+    while rest := slow.read(200):
+        slow.ack(rest)
+    assert trim_acknowledged(redis_client, stream) == 7  # the last delivered entry stays

@@ -273,7 +273,7 @@ def trim_acknowledged(client: RedisClient, stream: str) -> int:
     for raw in groups or []:
         info = xinfo_dict(raw)
         if int(info.get("pending") or 0) > 0:
-            first = command(client, "XPENDING", stream, info["name"])[1]  # oldest unacked
+            first = _oldest_pending(command(client, "XPENDING", stream, info["name"]))
         else:
             first = info["last-delivered-id"]  # that one entry stays: simpler, harmless
         ident = _entry_id(first)
@@ -281,6 +281,13 @@ def trim_acknowledged(client: RedisClient, stream: str) -> int:
     if oldest is None or oldest == (0, 0):
         return 0  # nobody reads it yet, or a group starts from the beginning
     return int(command(client, "XTRIM", stream, "MINID", f"{oldest[0]}-{oldest[1]}"))
+
+
+def _oldest_pending(reply: Any) -> str:
+    """The oldest unacknowledged id of an XPENDING summary: redis-py parses the reply
+    into a dict (``min``); a raw reply is a list whose second item is that id."""
+    first = reply["min"] if isinstance(reply, dict) else reply[1]
+    return first.decode() if isinstance(first, bytes) else str(first)
 
 
 def xinfo_dict(reply: Any) -> dict[str, Any]:
