@@ -124,6 +124,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "keep_runs": Key(_non_negative_int, "10", "finished analyses whose profiles, evidence "
                          "and alerts stay in Redis; older ones are deleted (their output "
                          "folders stay)"),
+        "keep_windows": Key(_positive(int), "24", "time windows of the live run kept in "
+                            "Redis (with its profiles, evidence and alerts); older ones are "
+                            "deleted (the output files keep them)"),
     },
     "sensors": {
         "interfaces": Key(_interfaces, "", "interfaces to capture on live; empty: no live "

@@ -31,6 +31,7 @@ from slipsd.hosting import consumer_group, host_label, host_modules, plan_hosts
 from slipsd.ingest import INGEST
 from slipsd.module_loader import ModuleRef, unavailable_reason
 from slipsd.reload import ConfigDiff
+from slipsd.retention import keep_bounded
 from slipsd.store import Producer, RedisClient, Store
 from slipsd.supervision import Child, ProcessSpec, Restart, State, Supervisor, child_env
 
@@ -150,6 +151,10 @@ class Runs:
         self.runs[run.id] = run
         self._start_readers(run, Restart.ALWAYS, live=True)
         self._start_live_inputs(run)
+        # Redis keeps only the last keep_windows windows; ends when the run does.
+        self._background(keep_bounded(
+            self.client, run.id, lambda: self.config.get_int("database", "keep_windows"),
+            lambda: run.state == "running" and run.id in self.runs))
         return run
 
     def _start_live_inputs(self, run: Run) -> None:
