@@ -70,3 +70,25 @@ def test_a_log_truncated_in_place_is_read_again(tmp_path: Path) -> None:
         out.write(conn(3))
     assert uids(follow.poll(lambda e: None)) == ["C3"]
     follow.close()
+
+
+def test_a_backlog_is_read_a_few_megabytes_at_a_time(tmp_path: Path) -> None:
+    from slipsd.inputs import follow as follow_module
+
+    (tmp_path / "eth0").mkdir()
+    log = tmp_path / "eth0" / "conn.log"
+    lines = [conn(i) for i in range(60_000)]  # about 12 MB: three polls' worth
+    log.write_bytes(b"".join(lines))
+    follow = FollowInput([tmp_path / "eth0"])
+    first = follow.poll(lambda e: None)
+    assert 0 < len(first) < len(lines) / 2
+    assert sum(len(line) for line in lines[:len(first)]) <= follow_module.POLL_BYTES
+    # Gone (rotated, compressed, removed) with most of it unread: the rest is still read
+    # from the open file, and only then is the file dropped.
+    log.unlink()
+    seen = uids(first)
+    while batch := follow.poll(lambda e: None):
+        seen += uids(batch)
+    assert seen == [f"C{i}" for i in range(60_000)]
+    assert follow._tracked == {}
+    follow.close()

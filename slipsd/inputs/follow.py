@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 Record = tuple[float, str, dict[str, Any]]
 READ_CHUNK = 1 << 20
+# Bytes read from one file per poll: a lagging ingest (a backlog, or a restart after a
+# long stop) then holds a few MB of records at a time, not the whole backlog.
+POLL_BYTES = 4 * READ_CHUNK
 
 
 @dataclass
@@ -37,6 +40,7 @@ class _Tracked:
     lineno: int = 0
     partial: bytes = b""
     handle: Any = None
+    drained: bool = False  # the last poll read up to the end (not stopped by POLL_BYTES)
 
 
 @dataclass
@@ -51,13 +55,14 @@ class FollowInput:
     _tracked: dict[str, _Tracked] = field(default_factory=dict)
 
     def poll(self, on_error: Callable[[LineError], None]) -> list[Record]:
-        """Records of every line completed since the last poll, file by file."""
+        """Records of the lines completed since the last poll, file by file, at most
+        about POLL_BYTES of each file: poll again at once while a poll returns records."""
         self._discover()
         records: list[Record] = []
         for key, tracked in list(self._tracked.items()):
             records.extend(self._read(tracked, on_error))
             self.positions[key] = (tracked.offset, tracked.lineno)
-            if not self._still_named(tracked, key):
+            if tracked.drained and not self._still_named(tracked, key):
                 tracked.handle.close()  # rotated away and fully read
                 del self._tracked[key]
         return records
@@ -111,7 +116,16 @@ class FollowInput:
             tracked.handle.seek(0)
             tracked.offset = tracked.lineno = 0
             tracked.partial = b""
-        while chunk := tracked.handle.read(READ_CHUNK):
+        budget = POLL_BYTES
+        tracked.drained = False
+        while True:
+            if budget <= 0:
+                break
+            chunk = tracked.handle.read(READ_CHUNK)
+            if not chunk:
+                tracked.drained = True
+                break
+            budget -= len(chunk)
             data = tracked.partial + chunk
             lines = data.split(b"\n")
             tracked.partial = lines.pop()
