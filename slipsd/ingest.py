@@ -49,8 +49,9 @@ class IngestSpec:
 
 def input_info(source: Input) -> dict[str, Any]:
     """What the input can provide. Zeek watches every protocol, so a missing http.log
-    means no HTTP was seen; a flow-only format (Argus, nfdump) declares a smaller
-    ``log_types`` so that modules do not read the absence of records as evidence."""
+    in its folder means no HTTP was seen; a single log file or a flow-only format
+    (Argus, nfdump) declares a smaller ``log_types`` so that modules do not read the
+    absence of records as evidence."""
     declared = getattr(source, "log_types", None)
     log_types = sorted(declared) if declared is not None else sorted(LOG_CHANNELS)
     return {"source": source.name, "log_types": log_types}

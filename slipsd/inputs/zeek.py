@@ -85,6 +85,7 @@ class ZeekInput:
     name: str
     files: list[FileStats] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    folder: bool = False  # a folder of logs, not a single log file
     _sources: list[_Source] = field(default_factory=list, repr=False, compare=False)
     _fds: list[int] = field(default_factory=list, repr=False, compare=False)
     _fds_taken: bool = field(default=False, repr=False, compare=False)
@@ -163,6 +164,7 @@ class ZeekInput:
         member_opener: Callable[[str], Opener],
         display: Callable[[str], str],
     ) -> None:
+        self.folder = True
         for member, is_file in sorted(entries):
             shown = display(member)
             if not is_file:
@@ -215,8 +217,11 @@ class ZeekInput:
 
     @property
     def log_types(self) -> frozenset[str]:
-        """The log types of the files read: a connection is judged by its missing DNS
-        lookup, say, only when a dns log is there to have recorded one."""
+        """What the input can provide. Zeek writes a log only for what it saw, so a folder
+        without http.log saw no HTTP: a folder offers every type. A single file offers
+        only its own: a lone conn.log says nothing about the DNS lookups it had."""
+        if self.folder:
+            return KNOWN_TYPES
         return frozenset(f.log_type for f in self.files)
 
     def _add(self, shown: str, log_type: str, fmt: str, opener: Opener) -> None:
