@@ -91,12 +91,13 @@ class CappedSet:
         self._items: OrderedDict[str, None] = OrderedDict()
 
     def add(self, item: str) -> None:
-        if item in self._items:
-            self._items.move_to_end(item)
+        items = self._items
+        if item in items:
+            items.move_to_end(item)
             return
-        self._items[item] = None
-        if len(self._items) > self.cap:
-            self._items.popitem(last=False)
+        items[item] = None
+        if len(items) > self.cap:
+            items.popitem(last=False)
 
     def __contains__(self, item: object) -> bool:
         return item in self._items

@@ -13,6 +13,9 @@ from pathlib import Path
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+# A LAN segment as (IP version, its first address as an integer): hashing a tuple of
+# two ints costs a fraction of hashing an ipaddress network, on every flow.
+Segment = tuple[int, int]
 
 
 def shipped_data(name: str) -> Path:
@@ -84,16 +87,17 @@ class LocalNetworks:
 
     def __init__(self, configured: Iterable[str] = ()) -> None:
         self.configured = [ipaddress.ip_network(n, strict=False) for n in configured]
-        self.learnt: set[Network] = set()
+        self.learnt: set[Segment] = set()
 
     @property
     def guessing(self) -> bool:
         return not self.configured
 
     def learn(self, source_ip: str) -> None:
-        if not self.guessing or len(self.learnt) >= self.MAX_LEARNT or not is_private(source_ip):
+        # Called for every flow: one cached lookup when there is something to learn.
+        if self.configured or len(self.learnt) >= self.MAX_LEARNT:
             return
-        segment = _segment(source_ip)
+        segment = _private_segment(source_ip)
         if segment is not None:
             self.learnt.add(segment)
 
@@ -106,13 +110,19 @@ class LocalNetworks:
 
 
 @functools.lru_cache(maxsize=65536)
-def _segment(text: str) -> Network | None:
+def _segment(text: str) -> Segment | None:
     """The /24 (IPv4) or /64 (IPv6) around an address: the usual LAN segment."""
     ip = parse_ip(text)
     if ip is None:
         return None
-    prefix = 24 if ip.version == 4 else 64
-    return ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
+    host_bits = 8 if ip.version == 4 else 64
+    return ip.version, int(ip) >> host_bits << host_bits
+
+
+@functools.lru_cache(maxsize=16384)  # sources: the monitored hosts
+def _private_segment(text: str) -> Segment | None:
+    """The segment of a private address, None for any other."""
+    return _segment(text) if is_private(text) else None
 
 
 @functools.lru_cache(maxsize=4)

@@ -25,7 +25,7 @@ from slipsd.module import Module, Option
 from slipsd.netinfo import is_group, is_public, parse_ip
 
 from .helpers import Capped, Held, Track, TrackKey, Tracks, domain
-from .stats import Rhythm, measure
+from .stats import Rhythm, Timing, rhythm, timing
 
 DEFAULT_IGNORED = ["53", "67", "68", "123", "137", "138", "161", "162", "853", "1900",
                    "3702", "5353", "5355"]
@@ -89,6 +89,9 @@ class Beaconing(Module):
         self.waiting: Deadlines[Held] = Deadlines(HELD_CAP)
         self.clocks = dict.fromkeys(NAME_CHANNELS, -math.inf)
         self.settled = -math.inf  # every event before this traffic time was delivered
+        # Held flows are placed up to here: the slowest naming log's clock, or settled.
+        # Kept up to date by whatever moves a clock, so that a flow does not recompute it.
+        self.horizon = -math.inf
         self.reports: dict[tuple[str, int], int] = {}
         self.closed: Deadlines[tuple[str, int]] = Deadlines(HELD_CAP)
 
@@ -99,6 +102,7 @@ class Beaconing(Module):
         # flow until its window closes.
         available = set(event["log_types"])
         self.clocks = {c: t for c, t in self.clocks.items() if c in available}
+        self._advance()
 
     def on_new_flow(self, flow: Flow) -> None:
         daddr, dport, proto = flow["daddr"], flow["dport"], flow["proto"]
@@ -109,7 +113,8 @@ class Beaconing(Module):
         held = Held(flow["ts"], flow["uid"], flow["saddr"], daddr, dport, proto,
                     flow["sbytes"], flow["tw"], flow["profile"])
         self.waiting.push(held.ts + NAME_WAIT, held, self._place)
-        self._release()
+        # Everything due before this flow was placed when the horizon last moved.
+        self.waiting.release(self.horizon, self._place)
 
     def on_new_dns(self, event: Mapping[str, Any]) -> None:
         name = domain(event["query"])
@@ -134,7 +139,7 @@ class Beaconing(Module):
     def on_tw_closed(self, event: TwClosed) -> None:
         # The profiler flushes every event before a window's end ahead of tw_closed.
         self.settled = max(self.settled, float(event["end"]))
-        self._release()
+        self._advance()
         # Flows of the window's last seconds may still wait for their names.
         window = (event["profile"], event["tw"])
         self.closed.push(float(event["end"]) + NAME_WAIT, window, self._forget)
@@ -142,7 +147,7 @@ class Beaconing(Module):
 
     def shutdown(self) -> None:
         self.settled = math.inf
-        self._release()
+        self._advance()
         if self.tracks.evicted:
             self.ctx.log.info("beaconing forgot %d destination tracks (max_destinations)",
                               self.tracks.evicted)
@@ -153,13 +158,19 @@ class Beaconing(Module):
     # ---- placing flows ----
 
     def _tick(self, channel: str, ts: float) -> None:
-        if channel in self.clocks and ts > self.clocks[channel]:
-            self.clocks[channel] = ts
-            self._release()
+        clocks = self.clocks
+        old = clocks.get(channel)
+        if old is None or ts <= old:
+            return
+        clocks[channel] = ts
+        # Only the slowest log's clock moves the horizon.
+        if old <= self.horizon:
+            self._advance()
 
-    def _release(self) -> None:
-        now = min(self.clocks.values(), default=math.inf)
-        self.waiting.release(max(now, self.settled), self._place)
+    def _advance(self) -> None:
+        """A clock moved: place every held flow the new horizon passed."""
+        self.horizon = max(min(self.clocks.values(), default=math.inf), self.settled)
+        self.waiting.release(self.horizon, self._place)
 
     def _place(self, held: Held) -> None:
         name = self.uid_names.pop(held.uid)
@@ -168,15 +179,27 @@ class Beaconing(Module):
         else:
             name = self.ip_names.get((held.saddr, held.daddr))
         key: TrackKey = (held.profile, name or held.daddr, held.dport, held.proto)
-        track = self.tracks.get(key)
-        if not track.add(held, self.burst, RING):
+        track = self.tracks.place(key, held, self.burst, RING)
+        if track is None:
             return
-        self.tracks.settle(key, track)
-        if track.reported_tw >= held.tw or len(track.times) < self.min_beats:
+        times = track.times
+        if track.reported_tw >= held.tw or len(times) < self.min_beats:
             return
-        rhythm = measure(track.times, track.sizes, self.tolerance)
-        if rhythm is not None and self._periodic(rhythm):
-            self._report(key, track, rhythm, held)
+        # The span and the gaps turn down nearly every destination: judge them before
+        # measuring the sizes.
+        if times[-1] - times[0] < self.min_span:
+            return
+        gaps = timing(times, self.tolerance)
+        if gaps is None or not self._timely(gaps):
+            return
+        r = rhythm(times, track.sizes, gaps, self.tolerance)
+        if self._periodic(r):
+            self._report(key, track, r, held)
+
+    def _timely(self, t: Timing) -> bool:
+        """The timing conditions of _periodic, on the gaps alone."""
+        return (self.min_period <= t.period <= self.max_period
+                and t.time_dispersion <= self.tolerance and t.regular >= REGULAR_SHARE)
 
     def _periodic(self, r: Rhythm) -> bool:
         # A chance regularity is likelier among few beats: ask for more until there

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from array import array
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from slipsd.netinfo import parse_ip
 
@@ -19,9 +20,12 @@ PROMOTE_BEATS = 3  # beats after which a destination is worth protecting from ch
 TrackKey = tuple[str, str, int, str]
 
 
-@dataclass(slots=True)
-class Held:
-    """A flow waiting until the records that could name its destination have arrived."""
+class Held(NamedTuple):
+    """A flow waiting until the records that could name its destination have arrived.
+
+    A tuple of plain values: the garbage collector stops tracking it at its first pass,
+    so the flows waiting (many thousands) cost the collections nothing.
+    """
 
     ts: float
     uid: str
@@ -49,6 +53,13 @@ class Track:
     daddr: str = ""
     flows: int = 0
     reported_tw: int = -1
+    protected: bool = False  # in Tracks.old
+
+    @classmethod
+    def first(cls, held: Held) -> Track:
+        """The track of a destination after its first flow, as ``Track().add(held)``."""
+        return cls(array("d", (held.ts,)), array("q", (max(0, held.sbytes),)), [held.uid],
+                   held.daddr, 1)
 
     def add(self, held: Held, burst: float, ring: int) -> bool:
         """Count a flow; True when it starts a new beat (the rhythm changed)."""
@@ -76,36 +87,49 @@ class Tracks:
     only then do they enter the protected segment. One-off destinations (a scan,
     a crawler) churn through probation without pushing out the tracks of
     long-running beacons. Each segment holds at most ``cap`` tracks.
+
+    Most destinations are seen once: probation keeps their only flow (a plain
+    tuple) and builds the Track at the second.
     """
 
     def __init__(self, cap: int) -> None:
         self.cap = max(1, cap)
-        self.young: OrderedDict[TrackKey, Track] = OrderedDict()
+        self.young: OrderedDict[TrackKey, Track | Held] = OrderedDict()
         self.old: OrderedDict[TrackKey, Track] = OrderedDict()
         self.evicted = 0
 
     def __len__(self) -> int:
         return len(self.young) + len(self.old)
 
-    def get(self, key: TrackKey) -> Track:
+    def place(self, key: TrackKey, held: Held, burst: float, ring: int) -> Track | None:
+        """Count a flow to ``key``: its track when the flow started a new beat, None when
+        it did not or was the destination's first (one beat, which nothing judges)."""
         track = self.old.get(key)
         if track is not None:
             self.old.move_to_end(key)
-            return track
-        track = self.young.get(key)
-        if track is None:
-            track = self.young[key] = Track()
-            if len(self.young) > self.cap:
-                self.young.popitem(last=False)
-                self.evicted += 1
         else:
-            self.young.move_to_end(key)
+            young = self.young
+            found = young.get(key)
+            if found is None:
+                young[key] = held  # a track of one beat, which nothing judges
+                if len(young) > self.cap:
+                    young.popitem(last=False)
+                    self.evicted += 1
+                return None
+            young.move_to_end(key)
+            track = found if isinstance(found, Track) else Track.first(found)
+            young[key] = track
+        if not track.add(held, burst, ring):
+            return None
+        self.settle(key, track)
         return track
 
     def settle(self, key: TrackKey, track: Track) -> None:
         """Promote a track that has enough beats to the protected segment."""
-        if len(track.times) < PROMOTE_BEATS or self.young.pop(key, None) is None:
+        if track.protected or len(track.times) < PROMOTE_BEATS \
+                or self.young.pop(key, None) is None:
             return
+        track.protected = True
         self.old[key] = track
         if len(self.old) > self.cap:
             self.old.popitem(last=False)
@@ -126,21 +150,31 @@ class Capped(Generic[K, V]):
         return self.items.pop(key, None)
 
     def set(self, key: K, value: V) -> None:
-        if key in self.items:
-            self.items.move_to_end(key)
-        self.items[key] = value
-        if len(self.items) > self.cap:
-            self.items.popitem(last=False)
+        items = self.items
+        if key in items:
+            items.move_to_end(key)
+            items[key] = value
+            return
+        items[key] = value
+        if len(items) > self.cap:
+            items.popitem(last=False)
 
     def setdefault(self, key: K, value: V) -> None:
-        if key not in self.items:
-            self.set(key, value)
+        items = self.items
+        if key not in items:
+            items[key] = value
+            if len(items) > self.cap:
+                items.popitem(last=False)
 
 
 def domain(value: object) -> str:
     """A host name from an SNI, HTTP Host or DNS query; "" for addresses and junk."""
-    if not isinstance(value, str):
-        return ""
+    return _domain(value) if isinstance(value, str) else ""
+
+
+# Clients ask for the same few thousand names over and over.
+@functools.lru_cache(maxsize=16384)
+def _domain(value: str) -> str:
     name = value.strip().lower().rstrip(".")
     if name.startswith("["):  # [v6]:port
         return ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from itertools import pairwise
+from operator import sub
 
 # Size dispersion (MAD / median) at which size regularity no longer adds anything.
 SIZE_SCALE = 0.4
@@ -35,7 +35,12 @@ def quantile(ordered: Sequence[float], q: float) -> float:
 def median_mad(values: Sequence[float]) -> tuple[float, float]:
     ordered = sorted(values)
     middle = quantile(ordered, 0.5)
-    return middle, quantile(sorted(abs(v - middle) for v in ordered), 0.5)
+    return middle, quantile(_deviations(ordered, middle), 0.5)
+
+
+def _deviations(values: Sequence[float], centre: float) -> list[float]:
+    """sorted(abs(v - centre) for v in values), iterated in C rather than in Python."""
+    return sorted(map(abs, map(sub, values, [centre] * len(values))))
 
 
 def bowley(ordered: Sequence[float]) -> float:
@@ -68,25 +73,54 @@ class Rhythm:
     score: float  # 0..1, see score()
 
 
-def measure(times: Sequence[float], sizes: Sequence[float], tolerance: float) -> Rhythm | None:
-    """The rhythm of beats at ``times`` (ascending) sending ``sizes`` bytes each."""
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """The gaps between beats: what most destinations are turned down on, measured
+    before their sizes are (a browser's gaps scatter far beyond the tolerance)."""
+
+    gaps: list[float]  # ascending
+    period: float
+    gap_mad: float
+    regular: float
+
+    @property
+    def time_dispersion(self) -> float:
+        return self.gap_mad / self.period
+
+
+def timing(times: Sequence[float], tolerance: float) -> Timing | None:
+    """The gaps between beats at ``times`` (ascending); None below three beats."""
     if len(times) < 3:
         return None
-    gaps = sorted(b - a for a, b in pairwise(times))
+    # times[i + 1] - times[i], computed in C: this runs at every beat of every
+    # destination with enough beats.
+    gaps = sorted(map(sub, times[1:], times[:-1]))
     period = quantile(gaps, 0.5)
     if period <= 0:
         return None
-    deviations = sorted(abs(g - period) for g in gaps)
+    deviations = _deviations(gaps, period)
     gap_mad = quantile(deviations, 0.5)
     # MAD only speaks for the closest half of the gaps; this speaks for the rest.
     regular = bisect_right(deviations, 2 * tolerance * period) / len(gaps)
+    return Timing(gaps, period, gap_mad, regular)
+
+
+def rhythm(times: Sequence[float], sizes: Sequence[float], t: Timing,
+           tolerance: float) -> Rhythm:
+    """The whole rhythm, given the timing of the same ``times``."""
     size, size_mad = median_mad(sizes)
     rhythm = Rhythm(
-        beats=len(times), span=times[-1] - times[0], period=period, gap_mad=gap_mad,
-        time_dispersion=gap_mad / period, regular=regular, skew=bowley(gaps), size=size,
+        beats=len(times), span=times[-1] - times[0], period=t.period, gap_mad=t.gap_mad,
+        time_dispersion=t.time_dispersion, regular=t.regular, skew=bowley(t.gaps), size=size,
         size_dispersion=size_mad / max(size, SIZE_FLOOR), score=0.0,
     )
     return replace(rhythm, score=score(rhythm, tolerance))
+
+
+def measure(times: Sequence[float], sizes: Sequence[float], tolerance: float) -> Rhythm | None:
+    """The rhythm of beats at ``times`` (ascending) sending ``sizes`` bytes each."""
+    t = timing(times, tolerance)
+    return None if t is None else rhythm(times, sizes, t, tolerance)
 
 
 def score(r: Rhythm, tolerance: float) -> float:

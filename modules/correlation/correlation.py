@@ -88,9 +88,10 @@ class Correlation(Module):
 
     def on_new_dns(self, event: Mapping[str, Any]) -> None:
         self._saw(event["ts"])
-        answers = [a for a in event["answers"] if isinstance(a, str) and parse_ip(a)]
-        for answer in answers:
-            self.resolved.add(answer)
+        resolved = self.resolved
+        for answer in event["answers"]:
+            if isinstance(answer, str) and parse_ip(answer) is not None:
+                resolved.add(answer)
         if event["saddr"]:
             self.dns_clients.add(event["saddr"])
         if event["daddr"]:
@@ -139,6 +140,13 @@ class Correlation(Module):
         for kind, waiting in self.waiting.items():
             waiting.release(max(self.clocks[kind], self.settled), self._judge(kind))
 
+    def _hold(self, kind: str, deadline: float, item: Held) -> None:
+        # The other logs' queues hold nothing due: their clocks and settled released
+        # them when they moved. Only this item can be (a late flow).
+        waiting, judge = self.waiting[kind], self._judge(kind)
+        waiting.push(deadline, item, judge)
+        waiting.release(max(self.clocks[kind], self.settled), judge)
+
     def _judge(self, kind: str) -> Any:
         return self._judge_dns if kind == "dns" else self._judge_app
 
@@ -164,8 +172,7 @@ class Correlation(Module):
         win.dns_waiting.add(pair)
         item = Held("dns", flow["ts"], flow["uid"], flow["saddr"], daddr, flow["dport"], proto,
                     flow["tw"], flow["profile"], flow["sbytes"], flow["dbytes"])
-        self.waiting["dns"].push(flow["ts"] + self.dns_wait, item, self._judge_dns)
-        self._release()
+        self._hold("dns", item.ts + self.dns_wait, item)
 
     def _judge_dns(self, item: Held) -> None:
         win = self.windows.get(item.tw)
@@ -229,8 +236,7 @@ class Correlation(Module):
         item = Held(kind, ts, flow["uid"], flow["saddr"], flow["daddr"], flow["dport"], "tcp",
                     flow["tw"], flow["profile"], flow["sbytes"], flow["dbytes"],
                     lo=ts - self.match, hi=hi)
-        self.waiting[kind].push(hi, item, self._judge_app)
-        self._release()
+        self._hold(kind, hi, item)
 
     def _judge_app(self, item: Held) -> None:
         win = self.windows.get(item.tw)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from slipsd.modtools import CappedSet
 
@@ -10,6 +12,7 @@ from slipsd.modtools import CappedSet
 ESTABLISHED = frozenset({"SF", "S1", "S2", "S3", "RSTO", "RSTR"})
 
 
+@functools.lru_cache(maxsize=1024)  # Zeek knows a few dozen services
 def service_has(service: str, words: tuple[str, ...]) -> bool:
     return any(word in token for token in service.lower().split(",") for word in words)
 
@@ -32,7 +35,10 @@ class RecordIndex:
         self.seen += 1
         if uid:
             self.uids.add(uid)
-        pairs = self.buckets.setdefault(int(ts // self.width), {})
+        bucket = int(ts // self.width)
+        pairs = self.buckets.get(bucket)
+        if pairs is None:  # not setdefault: that would build a dict per record
+            pairs = self.buckets[bucket] = {}
         old = pairs.get((saddr, daddr))
         pairs[(saddr, daddr)] = (ts, ts) if old is None else (min(old[0], ts), max(old[1], ts))
 
@@ -51,9 +57,11 @@ class RecordIndex:
             del self.buckets[bucket]
 
 
-@dataclass(slots=True)
-class Held:
-    """A flow waiting until the records that could explain it have had time to arrive."""
+class Held(NamedTuple):
+    """A flow waiting until the records that could explain it have had time to arrive.
+
+    A tuple of plain values, which the garbage collector stops tracking at its first pass.
+    """
 
     kind: str  # "dns", "http" or "ssl"
     ts: float

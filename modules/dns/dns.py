@@ -95,13 +95,17 @@ class Dns(Module):
         if flow["dport"] != 53:
             self.talkers.add(flow["profile"])
         if is_public(flow["daddr"]):
-            self._judge(self.tracker.flow(flow["profile"], flow["daddr"], ts, end))
+            due = self.tracker.flow(flow["profile"], flow["daddr"], ts, end)
         else:
-            self._judge(self.tracker.conn_time(end))
+            due = self.tracker.conn_time(end)
+        if due:
+            self._judge(due)
 
     def on_new_dns(self, event: Mapping[str, Any]) -> None:
         self._on_dns(event)
-        self._judge(self.tracker.dns_time(event["ts"]))
+        due = self.tracker.dns_time(event["ts"])
+        if due:
+            self._judge(due)
 
     def _on_dns(self, event: Mapping[str, Any]) -> None:
         saddr, daddr, dport = event["saddr"], event["daddr"], event["dport"]
@@ -200,7 +204,7 @@ class Dns(Module):
         return math.inf if self.origin is None else self.origin + (tw + 1) * self.width
 
     def _check_txt(self, event: Mapping[str, Any], name: str, answers: list[str]) -> None:
-        if "._domainkey." in f".{name}":
+        if name.startswith("_domainkey.") or "._domainkey." in name:
             return  # DKIM public keys: base64 by design, looked up by every mail server
         is_txt_query = event["qtype_name"] == "TXT"
         best, size = 0.0, 0

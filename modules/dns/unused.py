@@ -124,14 +124,17 @@ class Contacts:
         self.spans: dict[str, dict[str, tuple[float, float]]] = {}
 
     def add(self, profile: str, ip: str, start: float, end: float) -> None:
-        spans = self.spans.setdefault(profile, {})
+        spans = self.spans.get(profile)
+        if spans is None:  # not setdefault: that would build a dict per flow
+            spans = self.spans[profile] = {}
         old = spans.pop(ip, None)
         spans[ip] = (start, end) if old is None else (min(old[0], start), max(old[1], end))
         if len(spans) > self.per_profile:
             del spans[next(iter(spans))]
 
     def overlaps(self, profile: str, ip: str, lo: float, hi: float) -> bool:
-        span = self.spans.get(profile, {}).get(ip)
+        spans = self.spans.get(profile)
+        span = spans.get(ip) if spans is not None else None
         return span is not None and span[0] <= hi and span[1] >= lo
 
     def forget_ending_before(self, ts: float) -> None:
@@ -158,10 +161,11 @@ class AnswerTracker:
 
     def flow(self, profile: str, ip: str, start: float, end: float) -> list[Query]:
         self.contacts.add(profile, ip, start, end)
-        for query in self.pending.waiting_for(profile, ip):
-            if start <= query.ts + self.wait and end >= query.ts - self.wait:
-                self.pending.remove(query)
-                self.used.add(f"{profile}|{query.name}")
+        if (profile, ip) in self.pending.by_answer:  # rarely: most names are used at once
+            for query in self.pending.waiting_for(profile, ip):
+                if start <= query.ts + self.wait and end >= query.ts - self.wait:
+                    self.pending.remove(query)
+                    self.used.add(f"{profile}|{query.name}")
         # Only now: a long connection moves the clock past its own query.
         return self.conn_time(end)
 

@@ -119,9 +119,6 @@ class Flows(Module):
             profile=f["profile"], uids=tuple(uids if uids is not None else [f["uid"]]), key=key,
         )
 
-    def _named(self, port: int, proto: str) -> bool:
-        return (port, proto) in self.known
-
     def _port_zero(self, w: Window, f: Mapping[str, Any]) -> None:
         side = "from source port 0" if f["sport"] == 0 else "to destination port 0"
         self._report(w, f, "PORT_0_CONNECTION", "", "medium", 0.8,
@@ -150,11 +147,11 @@ class Flows(Module):
 
     def _unknown_port(self, w: Window, f: Mapping[str, Any], established: bool) -> None:
         proto, sport, dport = f["proto"], f["sport"], f["dport"]
-        if dport == 0 or self._named(dport, proto) or is_broadcast_like(f["daddr"]):
+        if dport == 0 or (dport, proto) in self.known or is_broadcast_like(f["daddr"]):
             return
         if proto == "udp" and sport > 1024 and dport > 1024:
             return  # peer-to-peer and media traffic lives on high UDP ports at both ends
-        if self._named(sport, proto) and dport > 1024:
+        if (sport, proto) in self.known and dport > 1024:
             return  # a service's reply that Zeek logged from the server side
         if proto == "tcp" and dport > 1024 and f["daddr"] in w.ftp_servers:
             return  # passive FTP data connection
@@ -184,7 +181,7 @@ class Flows(Module):
 
     def _many_ports(self, w: Window, f: Mapping[str, Any]) -> None:
         dport, daddr = f["dport"], f["daddr"]
-        if dport == 0 or self._named(dport, "tcp") or daddr in w.ftp_servers:
+        if dport == 0 or (dport, "tcp") in self.known or daddr in w.ftp_servers:
             return
         ports = put(w.unnamed_ports, daddr, set)
         if ports is None or len(ports) >= self.ports:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,7 @@ def is_broadcast_like(addr: str) -> bool:
     return is_group(addr) or ("." in addr and addr.endswith(".255"))
 
 
+@functools.lru_cache(maxsize=16384)
 def is_odd_private_target(addr: str) -> bool:
     """Private space worth judging: not link-local, multicast or a broadcast."""
     ip = parse_ip(addr)

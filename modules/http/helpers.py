@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from slipsd.netinfo import parse_ip, shipped_data
@@ -73,11 +74,22 @@ class DomainList:
     def __init__(self, entries: list[str]) -> None:
         self.domains = {e.strip(".") for e in entries if not e.endswith(".*")}
         self.any_tld = {e[:-2].strip(".") for e in entries if e.endswith(".*")}
+        self._cache: dict[str, str | None] = {}
 
     def match(self, host: str) -> str | None:
         """The entry that ``host`` (already normalised) falls under, or None."""
         if not host:
             return None
+        # Every TLS and HTTP record asks; servers repeat all day.
+        cache = self._cache
+        if host in cache:
+            return cache[host]
+        if len(cache) >= _CACHE_CAP:
+            cache.clear()
+        found = cache[host] = self._match(host)
+        return found
+
+    def _match(self, host: str) -> str | None:
         labels = host.split(".")
         for i in range(len(labels)):
             suffix = ".".join(labels[i:])
@@ -106,6 +118,7 @@ def is_ip_literal(host: str) -> bool:
     return parse_ip(host) is not None
 
 
+@functools.lru_cache(maxsize=_CACHE_CAP)  # a host sends the same few agents
 def os_family(agent: str) -> str | None:
     """The operating system a user agent claims, None when it claims none."""
     low = agent.lower()

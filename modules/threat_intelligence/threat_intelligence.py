@@ -21,7 +21,9 @@ from slipsd.events import Event, Flow, TwClosed
 from slipsd.intel import LEVEL_RANK, FeedConfig, FeedSet, Index, Match, normalize_url
 from slipsd.intel._format import ip_key
 from slipsd.module import Module, Option
-from slipsd.netinfo import is_group, is_public, shipped_data
+from slipsd.netinfo import is_public, shipped_data
+
+from .lookups import Lookups
 
 _TLS_FIELDS = (("ja3", "client JA3"), ("ja3s", "server JA3S"), ("ja4", "client JA4"),
                ("ja4s", "server JA4S"))
@@ -41,6 +43,10 @@ def _confidence(match: Match) -> float:
     if match.exact:
         return 1.0
     return 0.6 if match.kind == "domain" else 0.8
+
+
+def _port(flow: Flow) -> str:
+    return f"{flow['dport']}/{flow['proto']}"
 
 
 def _first(value: Any) -> str:
@@ -94,6 +100,7 @@ class ThreatIntelligence(Module):
         # (tw) -> (profile, type) -> keys reported; dropped when the window closes.
         self.seen: dict[int, dict[tuple[str, str], set[str]]] = {}
         self.index = Index()
+        self._lookups = Lookups(self.index)
         self.feeds.refresh()
         self.reload()
         self._stop = threading.Event()
@@ -145,31 +152,30 @@ class ThreatIntelligence(Module):
             key=f"{match.kind}:{key}",
         )
 
-    @staticmethod
-    def _ip(index: Index, ip: str) -> Match | None:
-        # A listed network matches public addresses only: feeds that list bogon
-        # ranges (10.0.0.0/8...) would otherwise flag every local flow.
-        if not ip or is_group(ip):
-            return None
-        return index.ip(ip, networks=is_public(ip))
+    def _current(self) -> Lookups:
+        """Lookups of the index in use (read once per event, see the module's doc)."""
+        lookups = self._lookups
+        if lookups.index is not self.index:
+            lookups = self._lookups = Lookups(self.index)
+        return lookups
 
     def on_new_flow(self, flow: Flow) -> None:
-        index = self.index
+        lookups = self._current()
+        index = lookups.index
         profile, saddr, daddr = flow["profile"], flow["saddr"], flow["daddr"]
         other = daddr if profile == saddr else saddr
-        port = f"{flow['dport']}/{flow['proto']}"
-        if index.has_ips():
-            match = self._ip(index, other)
+        if lookups.has_ips:
+            match = lookups.ip(other)
             if match is not None:
                 inside = "" if match.exact else f" (in {match.indicator})"
                 self._report("BLACKLISTED_IP", flow, match, attacker=profile, victim=other,
-                             what=f"{profile} connected to {other}{inside} on {port}",
+                             what=f"{profile} connected to {other}{inside} on {_port(flow)}",
                              confidence=_confidence(match))
-            match = self._ip(index, profile)
+            match = lookups.ip(profile)
             if match is not None:
                 inside = "" if match.exact else f" (in {match.indicator})"
                 self._report("BLACKLISTED_IP", flow, match, attacker=profile, victim=other,
-                             what=f"traffic from {profile}{inside} to {other} on {port}",
+                             what=f"traffic from {profile}{inside} to {other} on {_port(flow)}",
                              confidence=_confidence(match))
         if index.asns and other and is_public(other):
             asn = self.ctx.geoip.asn(other)
@@ -177,33 +183,27 @@ class ThreatIntelligence(Module):
             if match is not None and asn is not None:
                 org = f" ({asn[1]})" if asn[1] else ""
                 self._report("BLACKLISTED_ASN", flow, match, attacker=profile, victim=other,
-                             what=f"{profile} connected to {other} on {port}, in "
+                             what=f"{profile} connected to {other} on {_port(flow)}, in "
                                   f"AS{asn[0]}{org}", confidence=0.6)
 
-    def _domain(self, event: Event, name: str, what: str) -> None:
-        match = self.index.domain(name)
-        if match is None:
-            return
+    def _domain(self, event: Event, match: Match, what: str) -> None:
         below = "" if match.exact else f", a subdomain of {match.indicator}"
         self._report("BLACKLISTED_DOMAIN", event, match, attacker=event["profile"],
                      victim=event["daddr"], what=f"{what}{below}",
                      confidence=_confidence(match))
 
     def on_new_dns(self, event: Event) -> None:
-        index = self.index
+        lookups = self._current()
         query = str(event.get("query") or "")
         profile = event["profile"]
-        if query and index.domains:
-            self._domain(event, query, f"{profile} asked DNS for {query}")
+        if query and lookups.has_domains:
+            match = lookups.domain(query)
+            if match is not None:
+                self._domain(event, match, f"{profile} asked DNS for {query}")
         for answer in event.get("answers") or ():
             if not isinstance(answer, str) or not answer:
                 continue
-            if ip_key(answer) is not None:
-                match = self._ip(index, answer) if index.has_ips() else None
-            elif index.domains and "." in answer and " " not in answer:
-                match = index.domain(answer)
-            else:
-                continue
+            match = lookups.answer(answer)
             if match is not None:
                 how = "" if match.exact else f" (in {match.indicator})"
                 self._report("BLACKLISTED_DNS_ANSWER", event, match, attacker=profile,
@@ -212,13 +212,16 @@ class ThreatIntelligence(Module):
                              confidence=_confidence(match))
 
     def on_new_http(self, event: Event) -> None:
-        index = self.index
+        lookups = self._current()
+        index = lookups.index
         host = str(event.get("host") or "")
         uri = str(event.get("uri") or "")
         profile = event["profile"]
         name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-        if name and index.domains and ip_key(name) is None:
-            self._domain(event, name, f"{profile} sent an HTTP request to host {host}")
+        if name and lookups.has_domains and ip_key(name) is None:
+            match = lookups.domain(name)
+            if match is not None:
+                self._domain(event, match, f"{profile} sent an HTTP request to host {host}")
         if not index.urls:
             return
         if uri.lower().startswith(("http://", "https://")):
@@ -236,11 +239,14 @@ class ThreatIntelligence(Module):
                          confidence=_confidence(match))
 
     def on_new_ssl(self, event: Event) -> None:
-        index = self.index
+        lookups = self._current()
+        index = lookups.index
         profile, daddr = event["profile"], event["daddr"]
         sni = str(event.get("server_name") or "")
-        if sni and index.domains:
-            self._domain(event, sni, f"{profile} opened TLS to {daddr} for {sni}")
+        if sni and lookups.has_domains:
+            match = lookups.domain(sni)
+            if match is not None:
+                self._domain(event, match, f"{profile} opened TLS to {daddr} for {sni}")
         if not index.fingerprints:
             return
         for field, label in _TLS_FIELDS:

@@ -43,6 +43,7 @@ from .certs import (
 
 CERTS_CAP = 20_000  # certificates remembered (Zeek >= 5 logs each only once a day)
 WAITING_CAP = 20_000  # ssl records waiting for their certificate
+FACTS_CAP = 4096  # (certificate, names, server) combinations whose facts are kept
 # Public CAs of companies that also have their own certificates: their name in an
 # issuer says nothing about who the certificate is for.
 PUBLIC_CAS = ["O=Google Trust Services", "O=Amazon", "CN=Microsoft Azure", "O=Cloudflare"]
@@ -56,7 +57,23 @@ class _Seen:
     per_type: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What a certificate, the SNI and the server's address say, whoever the client:
+    the same few servers answer most connections, so these are computed once each."""
+
+    subjects: tuple[str, ...]
+    issuers: tuple[str, ...]
+    cns: tuple[str, ...]
+    names: tuple[str, ...]
+    sni: str
+    covered: bool
+    likely_covered: bool
+    sni_owner: str | None
+    server_owners: frozenset[str]
+
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass is slower to build, per record
 class _Tls:
     """One ssl record with everything known about its certificate."""
 
@@ -116,6 +133,7 @@ class Tls(Module):
         self.named_in = memo(4096, self._named_in)
         self.ip_owner = memo(4096, self._ip_owner)
         self.domain_owner = memo(4096, self._domain_owner)
+        self.facts: Lru[tuple[Any, ...], _Facts] = Lru(FACTS_CAP)
 
     # ---- events ----
 
@@ -145,25 +163,37 @@ class Tls(Module):
     # ---- judgement ----
 
     def _judge(self, event: Mapping[str, Any]) -> None:
-        cert = self.certs.get(leaf_id(event)) if leaf_id(event) else None
-        subjects = _distinct(_str(event.get("subject")), cert.subject if cert else "")
-        issuers = _distinct(_str(event.get("issuer")), cert.issuer if cert else "")
+        leaf = leaf_id(event)
+        cert = self.certs.get(leaf) if leaf else None
+        key = (cert, _str(event.get("subject")), _str(event.get("issuer")),
+               _str(event.get("server_name")), event["daddr"])
+        f = self.facts.get(key)
+        if f is None:
+            f = self._facts(*key)
+            self.facts.put(key, f)
+        tls = _Tls(event, cert, f.subjects, f.issuers, f.cns, f.names, f.sni,
+                   _str(event.get("validation_status")), f.covered, f.likely_covered,
+                   f.sni_owner, f.server_owners)
+        self._self_signed(tls)
+        self._incompatible_org(tls)
+        self._mismatch(tls)
+
+    def _facts(self, cert: Cert | None, subject: str, issuer: str, server_name: str,
+               daddr: str) -> _Facts:
+        subjects = _distinct(subject, cert.subject if cert else "")
+        issuers = _distinct(issuer, cert.issuer if cert else "")
         cns = tuple(dict.fromkeys(cn for s in subjects for cn in common_names(s)))
         names = tuple(dict.fromkeys(cns + (cert.sans if cert else ())))
-        sni = _str(event.get("server_name")).lower().rstrip(".")
+        sni = server_name.lower().rstrip(".")
         sni = sni if looks_like_hostname(sni) else ""
         covered = bool(sni) and any_covers(names, sni)
         likely = covered or (bool(sni) and cert is None and any(
             base_domain(cn) == base_domain(sni) for cn in cns if looks_like_hostname(cn)))
-        asn = self.ctx.geoip.asn(event["daddr"])
-        owners = {self.ip_owner(event["daddr"]), self.orgs.asn_owner(asn[0]) if asn else None}
-        tls = _Tls(event, cert, subjects, issuers, cns, names, sni,
-                   _str(event.get("validation_status")), covered, likely,
-                   self.domain_owner(sni) if sni else None,
-                   frozenset(o for o in owners if o))
-        self._self_signed(tls)
-        self._incompatible_org(tls)
-        self._mismatch(tls)
+        asn = self.ctx.geoip.asn(daddr)
+        owners = {self.ip_owner(daddr), self.orgs.asn_owner(asn[0]) if asn else None}
+        return _Facts(subjects, issuers, cns, names, sni, covered, likely,
+                      self.domain_owner(sni) if sni else None,
+                      frozenset(o for o in owners if o))
 
     def _self_signed(self, tls: _Tls) -> None:
         kind = self_signed_status(tls.status)
