@@ -1,7 +1,7 @@
 """Runs: one analysis each, with its own children, key prefix and output folder.
 
-An analysis starts an evidence handler and one host per enabled module, waits
-until they are reading, then starts the ingest process on the caller's file
+An analysis starts an evidence handler and the module hosts (slipsd/hosting.py
+decides which modules share one), waits until they are reading, then starts the ingest process on the caller's file
 descriptor. It is finished when the evidence handler has heard ``done`` from
 the ingest and from every module: only then is every message of the run
 handled everywhere.
@@ -274,7 +274,7 @@ class Runs:
                                                 started=run.started, modules=run.modules)
 
     def _start_readers(self, run: Run, restart: Restart, live: bool) -> Child:
-        """The evidence handler and one host per module; returns the handler."""
+        """The evidence handler and the module hosts; returns the handler."""
         handler = self._start_evidence(run, restart, live)
         for members in self._plan(run):
             self._start_host(run, members, restart)
