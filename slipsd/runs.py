@@ -1,10 +1,10 @@
 """Runs: one analysis each, with its own children, key prefix and output folder.
 
 An analysis starts an evidence handler and the module hosts (slipsd/hosting.py
-decides which modules share one), waits until they are reading, then starts the ingest process on the caller's file
-descriptor. It is finished when the evidence handler has heard ``done`` from
-the ingest and from every module: only then is every message of the run
-handled everywhere.
+decides which modules share one), waits until they are reading, then starts the
+ingest process on the caller's file descriptor. It is finished when the evidence
+handler has heard ``done`` from the ingest and from every module: only then is
+every message of the run handled everywhere.
 """
 
 from __future__ import annotations
