@@ -202,8 +202,10 @@ class ModuleHost:
         while not consumer.done and not self._stopping:
             entries = consumer.read(spec.block_ms)
             for entry in entries:
+                events = entry.events  # decoded here, once for all the host's modules
                 for hosted, handler in routes[entry.channel]:
-                    hosted.handle(handler, entry.events)
+                    hosted.handle(handler, events)
+                del events  # not held while the next entry is decoded
             self._flush(store)
             if entries:
                 # Acks and progress in one round trip; evidence went out before, in _flush.

@@ -146,6 +146,26 @@ def test_large_batches_are_compressed_and_old_plain_entries_still_read(
     assert [list(ev) for ev in got[1:-1]] == [list(ev) for ev in events]
 
 
+def test_entries_stay_packed_until_their_events_are_asked_for(
+        redis_client: RedisClient) -> None:
+    # A lagging reader holds many entries at once: they must not be held as dicts.
+    producer = Producer(redis_client, "r8", ["a"], max_lag=10_000, compress=False)
+    producer.emit("a", {"i": 0})  # a batch as small as the end-of-stream marker
+    producer.flush()
+    for i in range(1, 300):
+        producer.emit("a", {"saddr": "10.0.0.1", "i": i})
+    producer.close()
+    consumer = Consumer(redis_client, "r8", "g", ["a"], count=10)
+    consumer.start()
+    entries = drain(consumer)
+    assert [e.eos for e in entries] == [False, False, True]
+    assert all(set(e.fields) <= {b"d", b"z"} for e in entries)
+    first, second = entries[0].events, entries[0].events
+    assert first == second == [{"i": 0}] and first is not second  # decoded per access
+    assert [ev["i"] for ev in entries[1].events] == list(range(1, 300))
+    assert entries[2].events == []
+
+
 def test_a_live_producer_leaves_batches_plain(redis_client: RedisClient) -> None:
     from slipsd.store import keys
     from slipsd.store._connect import binary_client
@@ -185,3 +205,23 @@ def test_trimming_keeps_what_a_reader_has_not_acknowledged(redis_client: RedisCl
     while rest := slow.read(200):
         slow.ack(rest)
     assert trim_acknowledged(redis_client, stream) == 7  # the last delivered entry stays
+
+
+def test_a_pending_list_emptied_since_xinfo_reads_as_nothing_pending(
+        redis_client: RedisClient) -> None:
+    # The live trim asks XINFO (pending > 0), then XPENDING: a reader acknowledging in
+    # between leaves XPENDING's summary without a smallest id. That crashed the live ingest.
+    from slipsd.store import keys
+    from slipsd.store._bus import _oldest_pending
+    from slipsd.store._connect import command
+
+    producer = Producer(redis_client, "r9", ["a"], max_lag=10_000, compress=False)
+    producer.emit("a", {"i": 0})
+    producer.flush()
+    reader = Consumer(redis_client, "r9", "g", ["a"])
+    reader.start()
+    entries = reader.read(200)
+    stream = keys.stream("r9", "a")
+    assert _oldest_pending(command(redis_client, "XPENDING", stream, "g")) == entries[0].id
+    reader.ack(entries)
+    assert _oldest_pending(command(redis_client, "XPENDING", stream, "g")) is None

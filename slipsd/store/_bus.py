@@ -51,14 +51,25 @@ COMPRESS_LEVEL: Final = 1
 
 @dataclass(frozen=True)
 class Entry:
+    """One batch of one channel, kept as it came from Redis until its events are asked for.
+
+    ``events`` decodes on every access and keeps nothing: a lagging reader holds up to
+    ``Consumer.count`` entries per channel at once, and as dicts they would be several
+    times larger than packed (in a live run the transient peaks left the hosts' heaps
+    growing). Read it once per entry and let it go when the batch is handled."""
+
     channel: str
     id: str
-    events: list[dict[str, Any]]
+    fields: dict[Any, Any]
     eos: bool = False
 
     @property
     def seq(self) -> int:
         return _seq(self.id)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return _events(self.channel, self.id, _body(self.fields))
 
 
 def _seq(entry_id: str) -> int:
@@ -116,30 +127,43 @@ def _loads(data: bytes | str) -> Any:
     return json.loads(data)
 
 
+EOS_MAX_BYTES: Final = 64  # an eos message is far smaller; a batch of events rarely is
+
+
 def _decode(channel: str, entry_id: str, fields: dict[Any, Any]) -> Entry:
+    """The entry of a stream reply; only a small plain message is looked into (for eos)."""
+    raw = fields.get(b"d")
+    if raw is None:
+        raw = fields.get(PLAIN)
+    eos = raw is not None and len(raw) <= EOS_MAX_BYTES and bool(_loads(raw).get(EOS))
+    return Entry(channel, entry_id, fields, eos)
+
+
+def _body(fields: dict[Any, Any]) -> Any:
     packed = fields.get(b"z")
     if packed is None:
         packed = fields.get(COMPRESSED)
     if packed is not None:
         # Written by this producer (bytes, "z"); older entries have "d" only.
-        body = _loads(zlib.decompress(packed))
-    else:
-        raw = fields.get(b"d")
-        body = _loads(raw if raw is not None else fields[PLAIN])
+        return _loads(zlib.decompress(packed))
+    raw = fields.get(b"d")
+    return _loads(raw if raw is not None else fields[PLAIN])
+
+
+def _events(channel: str, entry_id: str, body: Any) -> list[dict[str, Any]]:
     version = body.get("v")
     if version == COLUMNS_VERSION:
         shapes = body["keys"]
         if len(shapes) == 1:
             names = shapes[0]
-            return Entry(channel, entry_id,
-                         [dict(zip(names, row, strict=False)) for row in body["rows"]])
-        return Entry(channel, entry_id,
-                     [dict(zip(shapes[row[-1]], row, strict=False)) for row in body["rows"]])
+            return [dict(zip(names, row, strict=False)) for row in body["rows"]]
+        return [dict(zip(shapes[row[-1]], row, strict=False)) for row in body["rows"]]
     if version != MESSAGE_VERSION:
         raise ValueError(f"{channel} entry {entry_id}: unsupported message version {version}")
     if body.get(EOS):
-        return Entry(channel, entry_id, [], eos=True)
-    return Entry(channel, entry_id, body["events"])
+        return []
+    events: list[dict[str, Any]] = body["events"]
+    return events
 
 
 class Producer:
@@ -272,10 +296,13 @@ def trim_acknowledged(client: RedisClient, stream: str) -> int:
     oldest: tuple[int, int] | None = None
     for raw in groups or []:
         info = xinfo_dict(raw)
+        first = None
         if int(info.get("pending") or 0) > 0:
             first = _oldest_pending(command(client, "XPENDING", stream, info["name"]))
-        else:
-            first = info["last-delivered-id"]  # that one entry stays: simpler, harmless
+        if first is None:
+            # Nothing pending, or all of it acknowledged since XINFO: up to the entry
+            # delivered then, everything has been read (that one entry stays: harmless).
+            first = info["last-delivered-id"]
         ident = _entry_id(first)
         oldest = ident if oldest is None or ident < oldest else oldest
     if oldest is None or oldest == (0, 0):
@@ -283,10 +310,13 @@ def trim_acknowledged(client: RedisClient, stream: str) -> int:
     return int(command(client, "XTRIM", stream, "MINID", f"{oldest[0]}-{oldest[1]}"))
 
 
-def _oldest_pending(reply: Any) -> str:
-    """The oldest unacknowledged id of an XPENDING summary: redis-py parses the reply
-    into a dict (``min``); a raw reply is a list whose second item is that id."""
+def _oldest_pending(reply: Any) -> str | None:
+    """The oldest unacknowledged id of an XPENDING summary (None: nothing is pending any
+    more). redis-py parses the reply into a dict (``min``); a raw reply is a list whose
+    second item is that id."""
     first = reply["min"] if isinstance(reply, dict) else reply[1]
+    if first is None:
+        return None
     return first.decode() if isinstance(first, bytes) else str(first)
 
 
