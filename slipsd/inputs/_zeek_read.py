@@ -137,7 +137,8 @@ def iter_json(
                 on_error(LineError(name, lineno, "not a JSON object"))
                 continue
             ev = prefill.copy()
-            ev.update(zip(map(getkey, obj), obj.values(), strict=True))
+            # One dict's keys and values: equal lengths, and strict= costs 10 % of the line.
+            ev.update(zip(map(getkey, obj), obj.values()))  # noqa: B905
             try:
                 finish(ev)
             except (ValueError, TypeError, AttributeError) as exc:
