@@ -16,7 +16,7 @@ from slipsd.inputs import Input, InputError, LineError, open_fd, open_path
 from slipsd.inputs.follow import FollowInput, Wakeup
 from slipsd.profiler import Profiler
 from slipsd.stopsignal import StopOnSigterm
-from slipsd.store import Producer, Store, connect
+from slipsd.store import Producer, Store, connect, resume_state
 from slipsd.whitelist import Whitelist, load_whitelist
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,9 @@ class IngestSpec:
     poll_seconds: float = 1.0  # at most this long between looks, when inotify is silent
     whitelist: str = ""  # whitelist file (config.whitelist_file); empty: none
     asn_database: str = ""  # [geoip] asn_database: organisations' AS numbers in the whitelist
+    # [database] keep_windows. Live only: the ingest forgets what the retention sweep
+    # deletes from Redis. An analysis keeps everything, whatever this says.
+    keep_windows: int = 0
 
 
 def input_info(source: Input) -> dict[str, Any]:
@@ -149,9 +152,10 @@ def run_live_ingest(spec: IngestSpec) -> int:
     producer = Producer(store.redis, spec.run_id, TRAFFIC_CHANNELS, max_lag=spec.max_lag,
                         compress=False)  # trimmed as it is read: nothing to keep small
     profiler = Profiler(store, producer, width=spec.width, direction=spec.direction,
-                        batch_size=spec.batch_size, whitelist=whitelist)
+                        batch_size=spec.batch_size, whitelist=whitelist,
+                        keep_windows=spec.keep_windows)
     if "first_ts" in meta:
-        profiler.resume(float(meta["first_ts"]), store.ips())
+        profiler.resume(float(meta["first_ts"]), *resume_state(store))
     else:
         producer.emit(NEW_INPUT, {"source": "live", "log_types": sorted(LOG_CHANNELS)})
     stop = threading.Event()

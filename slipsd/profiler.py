@@ -7,11 +7,12 @@ written to the store in one pipeline per batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from slipsd.events import NEW_IP, TW_CLOSED
+from slipsd._seen import Addresses, forget_profiles
+from slipsd.events import TW_CLOSED
 from slipsd.store import Producer, Store
 from slipsd.store._traffic import WindowDelta
 
@@ -41,7 +42,10 @@ class Profiler:
         direction: str = "out",
         batch_size: int = 500,
         whitelist: Whitelist | None = None,
+        keep_windows: int = 0,
     ) -> None:
+        """``keep_windows`` > 0 (a live run): forget what the retention sweep deletes from
+        Redis, as it does (slipsd/_seen.py); 0 (an analysis): remember everything."""
         self._store = store
         # Only a whitelist that filters traffic costs anything per record.
         self._whitelist = whitelist if whitelist is not None and whitelist.filters_flows \
@@ -57,8 +61,8 @@ class Profiler:
         self.start: float | None = None
         self._max_ts = 0.0
         self._next_close = 0  # windows below this index are closed
-        self._seen_ips: set[str] = set()
-        self._new_ips: list[str] = []
+        self._keep = keep_windows
+        self._addresses = Addresses(producer.emit, keep_windows, both=self._both)
         # ip -> [first_seen, last_seen, flows]; a list, as it changes with every record.
         self._profiles: dict[str, list[Any]] = {}
         # What the records since the last store write added, per (profile, window). Its
@@ -71,10 +75,20 @@ class Profiler:
         # are the difference, so a record costs one counter update, not two.
         self._stored_by_channel: dict[str, int] = {}
 
-    def resume(self, start: float | None, seen_ips: set[str]) -> None:
-        """Continue a live run after a restart: same window origin, IPs not new again."""
+    def resume(self, start: float | None, seen_ips: Mapping[str, int],
+               profiles: Mapping[str, tuple[float, float, int]] | None = None) -> None:
+        """Continue a live run after a restart: same window origin, addresses not new again
+        (each counted in the window given), profiles going on from their stored counters.
+        Traffic time resumes at the profiles' last record: later records are late."""
         self.start = start
-        self._seen_ips = set(seen_ips)
+        self._addresses.load(seen_ips)
+        for ip, (first, last, flows) in (profiles or {}).items():
+            self._profiles[ip] = [first, last, flows]
+            self._max_ts = max(self._max_ts, last)
+        if start is not None and self._profiles:
+            self._next_close = self.window_of(self._max_ts)
+            if self._keep:
+                self._forget(self._next_close)
 
     def window_of(self, ts: float) -> int:
         assert self.start is not None
@@ -90,8 +104,8 @@ class Profiler:
         # are only ever cleared, never replaced, by flushes and store writes.
         whitelist = self._whitelist
         width = self._width
-        seen = self._seen_ips
-        new_ips = self._new_ips
+        seen = self._addresses.seen
+        sight = self._addresses.sight
         profiles = self._profiles
         deltas = self._deltas
         producer = self._producer
@@ -120,12 +134,8 @@ class Profiler:
                 counts.late += 1
             saddr = event.get("saddr") or ""
             daddr = event.get("daddr") or ""
-            if saddr not in seen or daddr not in seen:
-                for ip in (saddr, daddr):
-                    if ip and ip not in seen:
-                        seen.add(ip)
-                        new_ips.append(ip)
-                        emit(NEW_IP, {"ip": ip, "ts": ts})
+            if saddr not in seen or daddr not in seen:  # once per address (and window)
+                sight(saddr, daddr, ts, tw, next_close, event)
             if saddr:
                 profile = profiles.get(saddr)
                 if profile is None:
@@ -192,7 +202,23 @@ class Profiler:
         for tw in closing:
             self._emit_closed(tw, self._active.pop(tw))
         self._next_close = current
+        if self._keep:
+            self._forget(current)
         self.flush()
+
+    def _forget(self, current: int) -> None:
+        """Traffic time reached window ``current``: forget what the retention sweep deletes
+        (or is about to) from Redis, so that what comes back is new again, as it is there.
+        Only between store writes: no buffered window delta may name a forgotten profile."""
+        assert self.start is not None and not self._deltas
+        counts = self._pending_counts
+        ips = self._addresses.forget(current)
+        cutoff = current - self._keep
+        profiles = forget_profiles(self._profiles, self.start + cutoff * self._width) \
+            if cutoff > 0 else 0
+        for name, n in (("forgotten.ips", ips), ("forgotten.profiles", profiles)):
+            if n:
+                counts[name] = counts.get(name, 0) + n
 
     def _emit_closed(self, tw: int, profiles: Iterable[str]) -> None:
         assert self.start is not None
@@ -232,10 +258,11 @@ class Profiler:
                 if members is None:
                     members = active[tw] = set()
                 members.add(ip)
-        if self._new_ips or changed or self._pending_counts:
-            self._store.write_traffic(self._new_ips, changed, self._deltas, self._pending_counts)
+        new_ips = self._addresses.new
+        if new_ips or changed or self._pending_counts:
+            self._store.write_traffic(new_ips, changed, self._deltas, self._pending_counts)
         # Cleared, not replaced: feed_all holds them.
-        self._new_ips.clear()
+        new_ips.clear()
         self._deltas.clear()
         self._pending_counts = {}
 

@@ -51,6 +51,8 @@ def ingest(config: Config, run_id: str, redis_url: str, modules: list[str]) -> d
         "readers": [*modules, "evidence"],  # names that mark themselves ready
         "whitelist": whitelist_file(config),
         "asn_database": config.get_str("geoip", "asn_database"),
+        # The live ingest forgets what retention deletes from Redis; analyses ignore it.
+        "keep_windows": config.get_int("database", "keep_windows"),
     }
 
 

@@ -220,7 +220,8 @@ class Runs:
             sensors = [c for c in live.children if c.startswith("sensor/")]
             await self._stop_children(live, [*sensors, f"{live.id}/ingest"])
             self._start_live_inputs(live)
-        elif whitelist:
+        elif whitelist or "database.keep_windows" in keys:
+            # keep_windows: the ingest forgets what the sweep deletes (slipsd/_seen.py)
             await self._stop_children(live, [f"{live.id}/ingest"])
             self._start_live_ingest(live)
 

@@ -117,3 +117,23 @@ def test_a_changed_whitelist_restarts_only_its_readers(make_daemon: Any) -> None
     assert pids("sensor") == before["sensor"] and pids("module") == before["module"]
     again = runner.invoke(app, ["reload", "--socket", str(daemon.socket)])
     assert again.output.strip() == "configuration unchanged"
+
+
+def test_a_changed_keep_windows_restarts_only_the_live_ingest(make_daemon: Any) -> None:
+    # The ingest forgets what the retention sweep deletes: it must use the new value too.
+    daemon: Daemon = make_daemon(live_conf())
+    wait_for(lambda: "long_connection" in module_hosts(daemon), 30, "the live module hosts")
+
+    def pids(role: str) -> set[int]:
+        return {c["pid"] for c in daemon.children(role) if c["pid"]}
+
+    wait_for(lambda: pids("ingest") and pids("evidence"), 30, "the live ingest and handler")
+    before = {role: pids(role) for role in ("sensor", "module", "ingest", "evidence")}
+    drop_in(daemon, "[database]\nkeep_windows = 5\n")
+    out = runner.invoke(app, ["reload", "--json", "--socket", str(daemon.socket)])
+    assert out.exit_code == 0, out.output
+    assert "database.keep_windows" in out.output
+    wait_for(lambda: pids("ingest") and pids("ingest") != before["ingest"], 30,
+             "a new ingest")
+    assert {role: pids(role) for role in ("sensor", "module", "evidence")} == \
+        {role: before[role] for role in ("sensor", "module", "evidence")}
