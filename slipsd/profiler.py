@@ -69,6 +69,10 @@ class Profiler:
         # keys also tell which profiles changed and which windows are active (_write_store).
         self._deltas: dict[tuple[str, int], WindowDelta] = {}
         self._active: dict[int, set[str]] = {}  # open window -> profiles seen in it
+        # Closed window -> profiles that late records (a conn record is logged when its
+        # connection ends) put back in it: closed again at the next window boundary, or
+        # the modules' state for them would never be let go.
+        self._late: dict[int, set[str]] = {}
         self._pending_counts: dict[str, int] = {}
         self.counts = ProfilerCounts()
         # by_channel when the counters were last written: the stats' events.<channel>
@@ -87,6 +91,10 @@ class Profiler:
             self._max_ts = max(self._max_ts, last)
         if start is not None and self._profiles:
             self._next_close = self.window_of(self._max_ts)
+            # The open window's profiles before the restart: to be closed with it.
+            self._active[self._next_close] = {
+                ip for ip, p in self._profiles.items()
+                if self.window_of(p[1]) == self._next_close}
             if self._keep:
                 self._forget(self._next_close)
 
@@ -198,6 +206,8 @@ class Profiler:
         # readers are told the windows are closed (and the store write completes
         # the active windows).
         self.flush()
+        for tw in sorted(self._late):
+            self._emit_closed(tw, self._late.pop(tw))
         closing = sorted(tw for tw in self._active if tw < current)
         for tw in closing:
             self._emit_closed(tw, self._active.pop(tw))
@@ -246,18 +256,18 @@ class Profiler:
         profiles = self._profiles
         changed: dict[str, tuple[float, float, int]] = {}
         next_close = self._next_close
-        active = self._active
+        active, late = self._active, self._late
         for ip, tw in self._deltas:
             if ip not in changed:
                 first, last, flows = profiles[ip]
                 changed[ip] = (first, last, flows)
             # Windows change state only right after a store write, so this is the
             # state the records had when they were fed.
-            if tw >= next_close:
-                members = active.get(tw)
-                if members is None:
-                    members = active[tw] = set()
-                members.add(ip)
+            windows = active if tw >= next_close else late
+            members = windows.get(tw)
+            if members is None:
+                members = windows[tw] = set()
+            members.add(ip)
         new_ips = self._addresses.new
         if new_ips or changed or self._pending_counts:
             self._store.write_traffic(new_ips, changed, self._deltas, self._pending_counts)
@@ -269,9 +279,10 @@ class Profiler:
     def finish(self) -> None:
         """End of input: close every open window, then end the run's streams."""
         self.flush()
-        for tw in sorted(self._active):
-            self._emit_closed(tw, self._active[tw])
-        self._active = {}
+        for windows in (self._late, self._active):
+            for tw in sorted(windows):
+                self._emit_closed(tw, windows[tw])
+            windows.clear()
         self._producer.close()
 
 

@@ -47,9 +47,10 @@ def test_windows_new_ips_and_closing(redis_client: RedisClient) -> None:
     assert [(f["profile"], f["tw"]) for f in flows] == [
         ("10.0.0.1", 0), ("10.0.0.2", 5), ("10.0.0.1", 3), ("10.0.0.1", 2)]
     closed = [(ev["profile"], ev["tw"]) for ch, ev in out if ch == TW_CLOSED]
-    # Windows 2 and 3 only got late flows, after traffic time had passed them:
-    # they were closed already, and are not announced twice.
-    assert set(closed) == {("10.0.0.1", 0), ("10.0.0.2", 5), ("10.0.0.1", 6)}
+    # Windows 2 and 3 only got late flows, after traffic time had passed them: they are
+    # closed (again) with the next closing, here the end, after those flows.
+    assert set(closed) == {("10.0.0.1", 0), ("10.0.0.2", 5), ("10.0.0.1", 6),
+                           ("10.0.0.1", 2), ("10.0.0.1", 3)}
     assert len(closed) == len(set(closed))
     # A window's tw_closed comes after every flow of that window.
     positions = {key: i for i, key in enumerate(
@@ -101,3 +102,29 @@ def test_many_windows_and_exact_profile_values(redis_client: RedisClient) -> Non
     assert window["dst_ips"] == {"8.8.8.8": 1, "8.8.4.4": 1}
     assert window["dst_ports"] == {"tcp/80/SF": 1, "['odd']/80/SF": 1}
     assert store.window("10.1.4.199", 0)["dst_ports"] == {"tcp/80/SF": 1}
+
+
+def test_a_window_late_records_went_back_to_is_closed_again(
+        redis_client: RedisClient) -> None:
+    # A live conn record comes when its connection ends: its window may be closed. Its
+    # modules' state for that window must be let go too, at the next window boundary.
+    a, b = "10.0.0.1", "10.0.0.2"
+    events = [
+        (NEW_FLOW, flow(1000.0, a, "8.8.8.8")),  # window 0
+        (NEW_FLOW, flow(1110.0, b, "8.8.8.8")),  # window 1: closes window 0
+        (NEW_FLOW, flow(1050.0, a, "1.1.1.1")),  # late, window 0
+        (NEW_FLOW, flow(1060.0, b, "1.1.1.1")),  # late, window 0, a profile new there
+        (NEW_FLOW, flow(1120.0, a, "8.8.8.8")),  # window 1
+        (NEW_FLOW, flow(1210.0, a, "8.8.8.8")),  # window 2: closes 1, and 0 again
+        (NEW_FLOW, flow(1070.0, a, "9.9.9.9")),  # late again: closed again at the end
+    ]
+    out = run_profiler(redis_client, "p5", events, width=100.0)
+    order = [(ch, ev["profile"], ev["tw"], ev.get("uid")) for ch, ev in out
+             if ch in (NEW_FLOW, TW_CLOSED)]
+    closings = [(p, tw) for ch, p, tw, _ in order if ch == TW_CLOSED]
+    assert closings == [(a, 0), (a, 0), (b, 0), (a, 1), (b, 1), (a, 0), (a, 2)]
+    # Each closing comes after the records it closes.
+    at = {(ch, uid): i for i, (ch, _, _, uid) in enumerate(order)}
+    second, third = [i for i, (ch, p, tw, _) in enumerate(order)
+                     if (ch, p, tw) == (TW_CLOSED, a, 0)][1:]
+    assert at[(NEW_FLOW, "C1050.0")] < second < at[(NEW_FLOW, "C1070.0")] < third
