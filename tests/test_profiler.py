@@ -128,3 +128,33 @@ def test_a_window_late_records_went_back_to_is_closed_again(
     second, third = [i for i, (ch, p, tw, _) in enumerate(order)
                      if (ch, p, tw) == (TW_CLOSED, a, 0)][1:]
     assert at[(NEW_FLOW, "C1050.0")] < second < at[(NEW_FLOW, "C1070.0")] < third
+
+
+def test_a_restarted_live_profiler_closes_the_window_left_open(
+        redis_client: RedisClient) -> None:
+    # The window open when an ingest stopped: its profiles so far must still be closed.
+    from slipsd.store import resume_state
+
+    a, b = "10.0.0.1", "10.0.0.2"
+    store = Store(redis_client, "p6")
+    first = Profiler(store, Producer(redis_client, "p6", TRAFFIC_CHANNELS, max_lag=10_000),
+                     width=100.0, batch_size=3)
+    for event in (flow(1000.0, a, "8.8.8.8"), flow(1110.0, a, "8.8.8.8"),
+                  flow(1120.0, b, "8.8.8.8")):
+        first.feed(event["ts"], NEW_FLOW, event)
+    first.flush()  # then the process is gone: window 1 of a and b is open
+    consumer = Consumer(redis_client, "p6", "check", list(TRAFFIC_CHANNELS), count=1000)
+    consumer.start()
+    second = Profiler(store, Producer(redis_client, "p6", TRAFFIC_CHANNELS, max_lag=10_000),
+                      width=100.0, batch_size=3)
+    second.resume(float(store.run_meta()["first_ts"]), *resume_state(store))
+    second.feed(1130.0, NEW_FLOW, flow(1130.0, b, "1.1.1.1"))
+    second.feed(1210.0, NEW_FLOW, flow(1210.0, b, "1.1.1.1"))  # window 2: closes 1
+    second.finish()
+    closed = []
+    while not consumer.done:
+        entries = consumer.read(200)
+        closed += [(ev["profile"], ev["tw"]) for e in entries if e.channel == TW_CLOSED
+                   for ev in e.events]
+        consumer.ack(entries)
+    assert closed == [(a, 0), (a, 1), (b, 1), (b, 2)]
