@@ -4,10 +4,10 @@
 
 slips' own input reader and profiler turn the Zeek folder into the entries the
 ingest process would write on the bus (each channel's batch encoded by the
-bus's ``_encode``), kept in memory as bytes. Then each module in turn, under
+bus's ``encode_events``), kept in memory as bytes. Then each module in turn, under
 ``slipsd.testing.ModuleTestContext`` (no Redis, no daemon) with the options of
 etc/slips.conf (its ``[modules] enabled`` list by default), is given every
-entry of its channels in order, decoded by the bus's ``_decode`` as a module
+entry of its channels in order, decoded by the bus's ``decode_entry`` as a module
 host does: handlers see the very values they get in production, and a module's
 garbage collections walk its own objects only, as in its own process.
 ``time.process_time`` is read around the handler calls of each entry (decoding
@@ -41,7 +41,7 @@ from slipsd.ingest import input_info  # noqa: E402
 from slipsd.inputs import LineError, open_path  # noqa: E402
 from slipsd.module_loader import ModuleRef, discover, load_class, module_directories  # noqa: E402
 from slipsd.profiler import Profiler  # noqa: E402
-from slipsd.store._bus import _decode, _encode  # noqa: E402
+from slipsd.store._batch import decode_entry, encode_events  # noqa: E402
 from slipsd.testing import ModuleTestContext  # noqa: E402
 from slipsd.whitelist import load_whitelist  # noqa: E402
 
@@ -71,7 +71,8 @@ class _Entries:
         self.buffered += 1
 
     def flush(self) -> None:
-        self.entries.extend((channel, _encode(events)) for channel, events in self._buffers.items())
+        self.entries.extend((channel, encode_events(events))
+                            for channel, events in self._buffers.items())
         self._buffers = {}
         self.buffered = 0
 
@@ -124,7 +125,7 @@ def run_module(name: str, ref: ModuleRef, cfg: slips_config.Config, entries: lis
         handler = handlers.get(channel)
         if handler is None:
             continue
-        batch = _decode(channel, "0-1", {"d": data}).events
+        batch = decode_entry(channel, "0-1", {"d": data}).events
         started = time.process_time()
         for event in batch:
             handler(event)

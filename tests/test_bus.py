@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from slipsd.store import Consumer, Producer, RedisClient
-from slipsd.store._bus import Entry
+from slipsd.store._batch import Entry
 
 from conftest import wait_for
 
@@ -89,12 +89,12 @@ def test_producer_waits_for_a_lagging_group(redis_client: RedisClient) -> None:
 @pytest.mark.parametrize("packed", [False, True], ids=["json", "msgpack"])
 def test_batches_keep_every_event_shape_and_type(packed: bool,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from slipsd.store import _bus
-    from slipsd.store._bus import _decode, _encode
+    from slipsd.store import _batch
+    from slipsd.store._batch import decode_entry, encode_events
 
     # MessagePack is written only with msgpack's C extension (Debian's package); the
     # pinned pip build may lack it, so both encodings are exercised here regardless.
-    monkeypatch.setattr(_bus, "_PACK", packed)
+    monkeypatch.setattr(_batch, "_PACK", packed)
 
     events = [
         {"ts": 1.5, "uid": "C1", "sport": 80, "ok": True, "none": None, "answers": ["a"],
@@ -106,9 +106,9 @@ def test_batches_keep_every_event_shape_and_type(packed: bool,
         {"big": 2**70, "text": "\ud800"},  # beyond MessagePack: the batch goes as JSON
     ]
     for batch in (events[:4], events):
-        encoded = _encode(batch)
+        encoded = encode_events(batch)
         assert isinstance(encoded, bytes) == (packed and batch is not events)
-        decoded = _decode("c", "1-1", {b"d": encoded}).events
+        decoded = decode_entry("c", "1-1", {b"d": encoded}).events
         assert decoded == batch
         assert [list(e) for e in decoded] == [list(e) for e in batch]
         assert [[type(v) for v in e.values()] for e in decoded] == \
