@@ -318,6 +318,15 @@ def test_fast_meters_write_what_nfstreams_plugin_path_writes(
     cap.tcp(T0 + 2, "10.0.0.1", 40011, "10.0.0.5", 9, "S")
     cap.tcp(T0 + 2.001, "10.0.0.5", 9, "10.0.0.1", 40011, "SA")
     cap.tcp(T0 + 2.002, "10.0.0.1", 40011, "10.0.0.5", 9, "R")
+    # TLS after the ClientHello: more handshake records, then data, read from their first byte
+    # on the fast path; the client data ends the first, but comes too late in the second.
+    cert = b"\x16\x03\x03\x05\x00" + b"c" * 1200
+    cap.session(T0 + 3, "10.0.0.1", 40012, "10.0.0.44", 443, [
+        ("c", client_hello("a.example.org")), ("s", server_hello(0x0303)), ("s", cert),
+        ("s", b"c" * 1200), ("c", b"\x17\x03\x03\x00\x04data")])
+    cap.session(T0 + 4, "10.0.0.1", 40013, "10.0.0.44", 443, [
+        ("c", client_hello("b.example.org")), ("s", server_hello(0x0304))]
+        + [("s", cert)] * 10 + [("c", b"\x17\x03\x03\x00\x04data")])  # one past TLS_PACKETS
     pcap = cap.write(tmp_path / "s.pcap")
     write_zeek_logs(str(pcap), tmp_path / "fast")
     monkeypatch.setattr(flowmeter, "FAST_METERS", False)
@@ -328,6 +337,11 @@ def test_fast_meters_write_what_nfstreams_plugin_path_writes(
         assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
     http = read_log(tmp_path / "fast", "http")
     assert [(h["uri"], h.get("status_code")) for h in http][-2:] == [("/a", 200), ("/b", 304)]
+    ssl = {s["server_name"]: s for s in read_log(tmp_path / "fast", "ssl")}
+    assert (ssl["a.example.org"]["version"], ssl["a.example.org"]["established"]) == (
+        "TLSv12", True)
+    assert (ssl["b.example.org"]["version"], ssl["b.example.org"]["established"]) == (
+        "TLSv13", False)
 
 
 def test_a_capture_begun_mid_handshake_is_logged_from_the_client(tmp_path: Path) -> None:

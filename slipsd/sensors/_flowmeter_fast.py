@@ -7,15 +7,16 @@ half of NFStream's own time, while ZeekTracker reads six fields of most packets 
 payload of a few. ``fast_meters()`` has the meters NFStream forks create ``FastFlow``s
 instead of NFlows: the same flow, whose update hands ZeekTracker NFStream's C packet
 (same field names) and builds the NFPacket only for packets an application handler
-reads, and skips the per-packet copy of the flow's fields out of C: NFlow.expire copies
-them all at the end, as it does for NFStream without plugins, so what the flow carries
-out is unchanged.
+reads (not for a flow's first packet without payload, nor for TLS packets whose first
+byte says all _tls needs), and skips the per-packet copy of the flow's fields out of C:
+NFlow.expire copies them all at the end, as it does for NFStream without plugins, so what
+the flow carries out is unchanged.
 
 This leans on NFStream internals (meter.consume creating flows as ``meter.NFlow``,
-NFlow.update's arguments, the C packet's fields), so it is used only with the NFStream
-versions it was checked against, and only while a flowmeter meters: any other version
-gets the plain plugin path, which writes the same logs (tests/test_flowmeter.py
-compares the two).
+NFlow.__init__'s and NFlow.update's arguments, the C packet's fields), so it is used only
+with the NFStream versions it was checked against, and only while a flowmeter meters: any
+other version gets the plain plugin path, which writes the same logs
+(tests/test_flowmeter.py compares the two).
 """
 
 from __future__ import annotations
@@ -29,9 +30,14 @@ import nfstream  # type: ignore[import-untyped]
 from nfstream import flow as nf_flow
 from nfstream import meter as nf_meter
 
+from slipsd.sensors._flowmeter_apps import TLS_HANDSHAKE
 from slipsd.sensors._flowmeter_plugin import (
     HEAD_BYTES,
     HTTP,
+    NONE,
+    TLS,
+    TLS_PACKETS,
+    Track,
     ZeekTracker,
     count,
     http_start,
@@ -42,6 +48,10 @@ from slipsd.sensors._flowmeter_plugin import (
 CHECKED_VERSIONS = ("6.5.", "6.6.")
 _UPDATE_ARGS = ("self", "packet", "idle_timeout", "active_timeout", "ffi", "lib", "udps", "sync",
                 "accounting_mode", "n_dissections", "statistics", "splt", "dissector")
+_INIT_ARGS = ("self", "packet", "ffi", "lib", "udps", "sync", "accounting_mode", "n_dissections",
+              "statistics", "splt", "dissector", "decode_tunnels", "system_visibility_mode")
+_ICMP = (1, 58)
+_TLS_CCS_OR_DATA = (0x14, 0x17)  # ChangeCipherSpec, application data: see _tls
 _pythonize = nf_flow.pythonize_packet
 
 
@@ -49,6 +59,23 @@ class FastFlow(nf_flow.NFlow):  # type: ignore[misc]
     """An NFlow whose per-packet update skips the NFPacket unless a plugin needs one."""
 
     __slots__ = ()
+
+    def __init__(self, packet: Any, ffi: Any, lib: Any, udps: Any, sync: bool,
+                 accounting_mode: int, n_dissections: int, statistics: bool, splt: int,
+                 dissector: Any, decode_tunnels: bool, system_visibility_mode: int) -> None:
+        rest = (accounting_mode, n_dissections, statistics, splt, dissector, decode_tunnels,
+                system_visibility_mode)
+        if udps is not _checked[0] and not _check(udps, statistics, splt):
+            super().__init__(packet, ffi, lib, udps, sync, *rest)
+            return
+        # No plugins for NFlow's own on_init call (it builds an NFPacket for it): ZeekTracker's
+        # on_init reads a first packet without payload only as count() does, so the C packet
+        # does for it (ICMP excepted: its type and code are read from the packet's bytes).
+        super().__init__(packet, ffi, lib, (), sync, *rest)
+        first = packet
+        if packet.payload_size or packet.protocol in _ICMP:
+            first = _pythonize(packet, ffi, self)
+        udps[0].on_init(first, self)
 
     def update(self, packet: Any, idle_timeout: int, active_timeout: int, ffi: Any, lib: Any,
                udps: Any, sync: bool, accounting_mode: int, n_dissections: int, statistics: bool,
@@ -90,7 +117,33 @@ def _on_c_packet(cpkt: Any, ffi: Any, flow: Any) -> None:
     if app and cpkt.payload_size:
         if app == HTTP and not track.buf and not http_start(_c_head(cpkt, ffi, flow)):
             return  # body bytes (see ZeekTracker.on_update)
+        if app == TLS and track.msgs and _tls_after_hello(track, cpkt):
+            return
         inspect_payload(track, _pythonize(cpkt, ffi, flow))
+
+
+def _tls_after_hello(track: Track, cpkt: Any) -> bool:
+    """_tls for a packet after the ClientHello, from its first payload byte; False (nothing
+    done) when _tls needs the payload itself: a ServerHello to parse, or no such byte.
+
+    Most packets of a TLS flow that are still looked at come here (the server's certificate
+    and key exchange segments): without it each would become an NFPacket for one byte."""
+    off = cpkt.ip_size - cpkt.payload_size
+    if not 0 <= off < cpkt.ip_content_len:
+        return False  # _payload slices from the end or finds nothing: _tls's own way
+    first = cpkt.ip_content[off]
+    from_client = cpkt.direction == track.client
+    rec = track.msgs[0][1]
+    if not from_client and "version" not in rec and first == TLS_HANDSHAKE:
+        return False
+    # What _tls does for the packet: these lines must stay its mirror.
+    track.seen += 1
+    if track.seen > TLS_PACKETS:
+        track.app = NONE
+    elif from_client and "version" in rec and first in _TLS_CCS_OR_DATA:
+        rec["established"] = True
+        track.app = NONE
+    return True
 
 
 def _c_head(cpkt: Any, ffi: Any, flow: Any) -> bytes:
@@ -107,8 +160,10 @@ def supported() -> bool:
     version = str(getattr(nfstream, "__version__", ""))
     if not version.startswith(CHECKED_VERSIONS) or nf_meter.NFlow is not nf_flow.NFlow:
         return False
-    args = tuple(inspect.signature(nf_flow.NFlow.update).parameters)
-    return args == _UPDATE_ARGS and callable(getattr(nf_meter, "consume", None))
+    update = tuple(inspect.signature(nf_flow.NFlow.update).parameters)
+    init = tuple(inspect.signature(nf_flow.NFlow.__init__).parameters)
+    return (update == _UPDATE_ARGS and init == _INIT_ARGS
+            and callable(getattr(nf_meter, "consume", None)))
 
 
 @contextlib.contextmanager
