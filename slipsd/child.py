@@ -6,6 +6,7 @@ child never re-reads configuration that may have changed since its run began.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -20,6 +21,13 @@ EX_USAGE = 64
 EX_UNAVAILABLE = 69
 EX_SOFTWARE = 70
 EX_CONFIG = 78  # the supervisor does not retry this one: a restart cannot fix it
+# Allocations between young-generation garbage collections (Python's default: 700). A
+# child allocates short-lived objects per event (each batch's dicts, parsed records) while
+# it holds long-lived state (module tables, open windows), which every older-generation
+# collection walks again. At 1M flows (bench/run.py) the collector took 9 of the hosts'
+# 80 CPU s at 700; at 100,000 the run used 8 % less CPU, with the same peak memory.
+# Cycles are still collected, only less often.
+GC_THRESHOLD = 100_000
 
 
 def _ingest(spec: dict[str, object]) -> int:
@@ -60,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: python -m slipsd.child {{{','.join(ROLES)}}} SPEC_JSON", file=sys.stderr)
         return EX_USAGE
     role, spec = args[0], json.loads(args[1])
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
     setup_logging(os.environ.get("SLIPS_LOG_LEVEL", "info"), f"{role}[{os.getpid()}]")
     log = logging.getLogger("slipsd.child")
     try:
