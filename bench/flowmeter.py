@@ -17,7 +17,8 @@ best of --repeat:
   to split slips' cost between the plugin and what follows it;
 - ``flowmeter``: ``slipsd.sensors.flowmeter.write_zeek_logs(pcap, folder)``, what
   ``slipsctl analyze x.pcap`` runs when zeek is absent (slipsd/inputs/pcap.py):
-  the dpkt pass for ARP, NFStream with the plugin, and the sorted Zeek JSON logs.
+  the dpkt pass for ARP, NFStream with the plugin, and the sorted Zeek JSON logs, with
+  the garbage collector's threshold of slipsd's children (the ingest runs it there).
 
 Prints a markdown table and one JSON line. Also used by bench/run.py --flowmeter.
 """
@@ -25,6 +26,7 @@ Prints a markdown table and one JSON line. Also used by bench/run.py --flowmeter
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -268,9 +270,12 @@ def _child(mode: str, pcap: str, out: str) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
     import nfstream  # type: ignore[import-untyped]
 
+    from slipsd.child import GC_THRESHOLD
     from slipsd.sensors import flowmeter
     from slipsd.sensors._flowmeter_fast import fast_meters
 
+    if mode == "flowmeter":  # as in slipsd, where the ingest child (slipsd/child.py) runs it
+        gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
     cpu, started = _cpu(), time.perf_counter()
     if mode == "flowmeter":
         stats = flowmeter.write_zeek_logs(pcap, Path(out))
