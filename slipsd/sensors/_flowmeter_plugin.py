@@ -278,6 +278,7 @@ def _http_request(track: Track) -> None:
 
 
 def _tls(track: Track, pkt: Any, data: bytes) -> None:
+    # _flowmeter_fast._tls_after_hello repeats what this does after the hello: change both.
     track.seen += 1
     if track.seen > TLS_PACKETS:
         track.app = NONE
