@@ -122,12 +122,20 @@ def paused_input(daemon: Daemon, module: str) -> Iterator[tuple[dict[str, Any], 
 
     The module is frozen first, so backpressure stalls the input after a few
     batches; then the input is frozen and the module thawed to process what it has.
+    The input is held from its start until the module is frozen: a small analysis can
+    otherwise be over between the module's "ready" and its SIGSTOP.
     """
-    host = wait_for(lambda: module_host(daemon, module), 30, f"the {module} host")
-    redis = daemon.redis()
-    key = f"slips:{{{host['group']}}}:"
-    wait_for(lambda: redis.sismember(key + "ready", module), 30, f"{module} ready")
-    os.kill(host["pid"], signal.SIGSTOP)
+    ingest = wait_for(lambda: next((c for c in daemon.children("ingest") if c["pid"]), None),
+                      30, "the ingest")
+    os.kill(ingest["pid"], signal.SIGSTOP)
+    try:
+        host = wait_for(lambda: module_host(daemon, module), 30, f"the {module} host")
+        redis = daemon.redis()
+        key = f"slips:{{{host['group']}}}:"
+        wait_for(lambda: redis.sismember(key + "ready", module), 30, f"{module} ready")
+        os.kill(host["pid"], signal.SIGSTOP)
+    finally:
+        os.kill(ingest["pid"], signal.SIGCONT)
 
     def lag() -> int:
         groups = redis.execute_command("XINFO", "GROUPS", key + "stream:new_flow")
@@ -139,7 +147,6 @@ def paused_input(daemon: Daemon, module: str) -> Iterator[tuple[dict[str, Any], 
     # slipsctl status shows how far the frozen module is behind (never shed).
     shown = module_host(daemon, module)
     assert shown is not None and shown["lag"] > 2
-    ingest = daemon.children("ingest")[0]
     os.kill(ingest["pid"], signal.SIGSTOP)
     os.kill(host["pid"], signal.SIGCONT)
     try:
