@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from test_profiler import flow
+from test_retention import short_window_live
 
 from slipsd import run_specs
 from slipsd.config import load
 from slipsd.events import NEW_FLOW, NEW_IP, TRAFFIC_CHANNELS
 from slipsd.ingest import IngestSpec, run_ingest
 from slipsd.profiler import Profiler
-from slipsd.retention import SWEEP_SECONDS_ENV
 from slipsd.store import (
     Consumer,
     LiveRetention,
@@ -29,8 +29,7 @@ from slipsd.store import (
     resume_state,
 )
 
-from conftest import Daemon, wait_for
-from test_live import live_conf
+from conftest import wait_for
 
 T0, WIDTH, KEEP = 1000.0, 100.0, 2
 H, Q = "10.0.0.1", "10.0.0.2"  # a busy host, a quiet one
@@ -247,13 +246,7 @@ def test_keep_windows_reaches_the_ingest_spec(tmp_path: Path) -> None:
 
 def test_a_live_run_starts_a_returning_profile_afresh(make_daemon: Any) -> None:
     start = 1_700_000_000.0
-    daemon: Daemon = make_daemon(
-        live_conf("[database]\nkeep_windows = 2\n").replace("time_window_width = 3600",
-                                                           "time_window_width = 60"),
-        env={"ZEEK_STANDIN_LINES": "0", SWEEP_SECONDS_ENV: "0.2"})
-    live = daemon.call("status")["runs"][0]
-    conn_log = daemon.root / "state" / "sensors" / "standin0" / "conn.log"
-    wait_for(conn_log.exists, 30, "the stand-in's conn.log")
+    daemon, live, conn_log = short_window_live(make_daemon)
     with open(conn_log, "a") as out:  # Q in window 0, then H busy for 10 windows
         out.write(zeek_conn(start, Q, D) + zeek_conn(start + 1, Q, D))
         out.write("".join(zeek_conn(start + 5 + 30 * i, H, S) for i in range(20)))

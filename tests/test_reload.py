@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from typer.testing import CliRunner
@@ -97,15 +98,20 @@ def test_modules_enable_disable_restart_and_persist(make_daemon: Any) -> None:
     assert "template" in module_hosts(daemon)  # the refused change changed nothing
 
 
-def test_a_changed_whitelist_restarts_only_its_readers(make_daemon: Any) -> None:
-    daemon: Daemon = make_daemon(live_conf())
+def live_roles(daemon: Daemon) -> tuple[Callable[[str], set[int]], dict[str, set[int]]]:
+    """Once the live run is up: the pids of a role's children now, and of each role then."""
     wait_for(lambda: "long_connection" in module_hosts(daemon), 30, "the live module hosts")
 
     def pids(role: str) -> set[int]:
         return {c["pid"] for c in daemon.children(role) if c["pid"]}
 
     wait_for(lambda: pids("ingest") and pids("evidence"), 30, "the live ingest and handler")
-    before = {role: pids(role) for role in ("sensor", "module", "ingest", "evidence")}
+    return pids, {role: pids(role) for role in ("sensor", "module", "ingest", "evidence")}
+
+
+def test_a_changed_whitelist_restarts_only_its_readers(make_daemon: Any) -> None:
+    daemon: Daemon = make_daemon(live_conf())
+    pids, before = live_roles(daemon)
     whitelist = daemon.config.parent / "whitelist.conf"  # the default place: no key changes
     whitelist.write_text("ip, 192.0.2.7\n")
     out = runner.invoke(app, ["reload", "--json", "--socket", str(daemon.socket)])
@@ -122,13 +128,7 @@ def test_a_changed_whitelist_restarts_only_its_readers(make_daemon: Any) -> None
 def test_a_changed_keep_windows_restarts_only_the_live_ingest(make_daemon: Any) -> None:
     # The ingest forgets what the retention sweep deletes: it must use the new value too.
     daemon: Daemon = make_daemon(live_conf())
-    wait_for(lambda: "long_connection" in module_hosts(daemon), 30, "the live module hosts")
-
-    def pids(role: str) -> set[int]:
-        return {c["pid"] for c in daemon.children(role) if c["pid"]}
-
-    wait_for(lambda: pids("ingest") and pids("evidence"), 30, "the live ingest and handler")
-    before = {role: pids(role) for role in ("sensor", "module", "ingest", "evidence")}
+    pids, before = live_roles(daemon)
     drop_in(daemon, "[database]\nkeep_windows = 5\n")
     out = runner.invoke(app, ["reload", "--json", "--socket", str(daemon.socket)])
     assert out.exit_code == 0, out.output

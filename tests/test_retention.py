@@ -153,8 +153,9 @@ def flows(src: str, start: float, count: int, step: float) -> str:
     }) + "\n" for i in range(count))
 
 
-def test_a_live_run_keeps_only_its_recent_windows_in_redis(make_daemon: Any) -> None:
-    start = 1_700_000_000.0
+def short_window_live(make_daemon: Any) -> tuple[Daemon, dict[str, Any], Path]:
+    """A live daemon with 60 s windows, keep_windows = 2 and a sweep every 0.2 s: its
+    live run and the stand-in sensor's conn.log, which the test appends to."""
     daemon: Daemon = make_daemon(
         live_conf("[database]\nkeep_windows = 2\n").replace("time_window_width = 3600",
                                                            "time_window_width = 60"),
@@ -162,6 +163,12 @@ def test_a_live_run_keeps_only_its_recent_windows_in_redis(make_daemon: Any) -> 
     live = daemon.call("status")["runs"][0]
     conn_log = daemon.root / "state" / "sensors" / "standin0" / "conn.log"
     wait_for(conn_log.exists, 30, "the stand-in's conn.log")
+    return daemon, live, conn_log
+
+
+def test_a_live_run_keeps_only_its_recent_windows_in_redis(make_daemon: Any) -> None:
+    start = 1_700_000_000.0
+    daemon, live, conn_log = short_window_live(make_daemon)
     # Window 0: a scan (evidence, an alert) and a host that is never seen again; then
     # a host that stays busy for 20 windows (one flow every 6 s).
     with open(conn_log, "a") as out:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import logging
 import multiprocessing
 import os
@@ -57,7 +56,6 @@ STREAMER_OPTIONS: dict[str, Any] = {"decode_tunnels": True, "accounting_mode": 3
 # allows; False: NFStream's plugin path throughout (the same logs, slower; tests compare them).
 FAST_METERS = True
 _PR_SET_PDEATHSIG = 1
-METER_GC_THRESHOLD = 100_000  # objects allocated between collections in a meter process
 _metering = False  # true while NFStream may fork meter processes from this process
 
 
@@ -83,17 +81,7 @@ def _die_with_parent() -> None:
             ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _meter_gc() -> None:
-    # A meter allocates a few objects for many packets (NFPackets, parsed messages) while it
-    # holds every open flow: at Python's default threshold (700) its garbage collections
-    # took 0.11 of 1.69 CPU s on bench/flowmeter.py's capture. Cycles are still collected,
-    # just 100,000 allocations apart rather than 700.
-    if _metering:
-        gc.set_threshold(METER_GC_THRESHOLD, *gc.get_threshold()[1:])
-
-
 os.register_at_fork(after_in_child=_die_with_parent)
-os.register_at_fork(after_in_child=_meter_gc)
 
 
 @contextlib.contextmanager
