@@ -4,96 +4,36 @@ Every key is declared in ``SCHEMA`` with its type and default, so a typo or a
 bad value is reported with the file, section and key that caused it, and a bad
 file never half-applies: ``load`` either returns a complete valid ``Config`` or
 raises ``ConfigError`` listing every problem found.
+
+How each value is parsed is in ``config_values.py``; the folders and files a
+configuration points to (runtime, state, output, whitelist) are in ``config_paths.py``.
+``parse_bool``, ``parse_list`` and ``whitelist_file`` are still imported from
+here (by slipsd.module, the tests and bench/), hence their re-export.
 """
 
 from __future__ import annotations
 
 import configparser
-import ipaddress
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-Parser = Callable[[str], Any]
-
-
-def parse_bool(text: str) -> bool:
-    low = text.strip().lower()
-    if low in ("1", "yes", "true", "on"):
-        return True
-    if low in ("0", "no", "false", "off"):
-        return False
-    raise ValueError(f"expected yes or no, got {text!r}")
-
-
-def _positive(kind: Callable[[str], float | int]) -> Parser:
-    def parse(text: str) -> float | int:
-        value = kind(text)
-        if value <= 0:
-            raise ValueError(f"must be greater than 0, got {text!r}")
-        return value
-
-    return parse
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError(f"must be 0 or more, got {text!r}")
-    return value
-
-
-def _processes(text: str) -> int:
-    """A count of processes, or ``auto``: the CPUs this process may run on."""
-    if text.strip().lower() == "auto":
-        return max(1, len(os.sched_getaffinity(0)))
-    return _non_negative_int(text)
-
-
-def _unit_interval(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"must be between 0 and 1, got {text!r}")
-    return value
-
-
-def _choice(*options: str) -> Parser:
-    def parse(text: str) -> str:
-        value = text.strip().lower()
-        if value not in options:
-            raise ValueError(f"must be one of {', '.join(options)}, got {text!r}")
-        return value
-
-    return parse
-
-
-def parse_list(text: str) -> list[str]:
-    return [item.strip() for item in text.replace("\n", ",").split(",") if item.strip()]
-
-
-def _networks(text: str) -> list[str]:
-    nets = parse_list(text)
-    for net in nets:
-        ipaddress.ip_network(net, strict=False)
-    return nets
-
-
-def _interfaces(text: str) -> list[str]:
-    names = parse_list(text)
-    for name in names:
-        # Each interface gets a folder of its own, named after it.
-        if "/" in name or name in (".", ".."):
-            raise ValueError(f"not an interface name: {name!r}")
-    return names
-
-
-def _redis_url(text: str) -> str:
-    url = text.strip()
-    if url and not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"must start with redis://, rediss:// or unix://, got {text!r}")
-    return url
+from slipsd.config_paths import beside
+from slipsd.config_paths import whitelist_file as whitelist_file
+from slipsd.config_values import (
+    Parser,
+    choice,
+    parse_interfaces,
+    parse_networks,
+    parse_non_negative_int,
+    parse_processes,
+    parse_redis_url,
+    positive,
+)
+from slipsd.config_values import parse_bool as parse_bool
+from slipsd.config_values import parse_list as parse_list
 
 
 @dataclass(frozen=True)
@@ -110,32 +50,32 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "runtime_dir": Key(str, "", "socket and embedded Redis live here; empty: "
                            "$RUNTIME_DIRECTORY, else /run/slips"),
         "state_dir": Key(str, "", "empty: $STATE_DIRECTORY, else /var/lib/slips"),
-        "log_level": Key(_choice("debug", "info", "warning", "error"), "info", "daemon log level"),
+        "log_level": Key(choice("debug", "info", "warning", "error"), "info", "daemon log level"),
         "socket_group": Key(str, "slips", "group of the control socket (mode 0660): its "
                             "members may use read-only commands"),
         "admin_group": Key(str, "", "members may also use changing commands (analyze, "
                            "reload, stop); root and slipsd's own user always may"),
     },
     "database": {
-        "url": Key(_redis_url, "", "external Redis (redis://, unix://); empty: start an "
+        "url": Key(parse_redis_url, "", "external Redis (redis://, unix://); empty: start an "
                    "embedded redis-server on a private Unix socket"),
         "redis_server": Key(str, "redis-server", "program started for the embedded Redis"),
-        "start_timeout": Key(_positive(float), "10", "seconds to wait for Redis to answer"),
-        "keep_runs": Key(_non_negative_int, "10", "finished analyses whose profiles, evidence "
+        "start_timeout": Key(positive(float), "10", "seconds to wait for Redis to answer"),
+        "keep_runs": Key(parse_non_negative_int, "10", "finished analyses whose profiles, evidence "
                          "and alerts stay in Redis; older ones are deleted (their output "
                          "folders stay)"),
-        "keep_windows": Key(_positive(int), "24", "time windows of the live run kept in "
+        "keep_windows": Key(positive(int), "24", "time windows of the live run kept in "
                             "Redis (with its profiles, evidence and alerts); older ones are "
                             "deleted (the output files keep them)"),
     },
     "sensors": {
-        "interfaces": Key(_interfaces, "", "interfaces to capture on live; empty: no live "
+        "interfaces": Key(parse_interfaces, "", "interfaces to capture on live; empty: no live "
                           "capture, analyses only"),
-        "sensor": Key(_choice("auto", "zeek", "flowmeter"), "auto", "auto: zeek when found, "
+        "sensor": Key(choice("auto", "zeek", "flowmeter"), "auto", "auto: zeek when found, "
                       "else the flowmeter"),
         "zeek": Key(str, "", "zeek program; empty: PATH, then /opt/zeek/bin/zeek"),
         "bpf_filter": Key(str, "", "capture filter (BPF syntax) for live sensors"),
-        "tcp_inactivity_timeout": Key(_positive(float), "3600", "seconds before zeek "
+        "tcp_inactivity_timeout": Key(positive(float), "3600", "seconds before zeek "
                                       "considers an idle TCP connection over"),
     },
     "output": {
@@ -143,10 +83,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
                          "<state_dir>/output"),
     },
     "profiles": {
-        "analysis_direction": Key(_choice("out", "all"), "out", "out: profile sources only; "
+        "analysis_direction": Key(choice("out", "all"), "out", "out: profile sources only; "
                                   "all: destinations get profiles too"),
-        "time_window_width": Key(_positive(float), "3600", "seconds per time window"),
-        "home_networks": Key(_networks, "", "local networks (CIDRs); empty: guessed"),
+        "time_window_width": Key(positive(float), "3600", "seconds per time window"),
+        "home_networks": Key(parse_networks, "", "local networks (CIDRs); empty: guessed"),
     },
     "modules": {
         "directories": Key(parse_list, "builtin", "folders holding module folders; 'builtin' is "
@@ -156,21 +96,21 @@ SCHEMA: dict[str, dict[str, Key]] = {
                        "modules to run"),
         "entry_points": Key(parse_bool, "yes", "also load modules from the 'slips.modules' "
                             "entry point group"),
-        "processes": Key(_processes, "auto", "processes the shipped modules share, each "
+        "processes": Key(parse_processes, "auto", "processes the shipped modules share, each "
                          "decoding the traffic once for all its modules; auto is one per CPU, "
                          "0 one per module"),
         "isolate": Key(parse_list, "", "shipped modules that get a process of their own "
                        "(modules from other folders and entry points always do)"),
     },
     "alerts": {
-        "threshold": Key(_positive(float), "1.0", "sum of threat level x confidence in one "
+        "threshold": Key(positive(float), "1.0", "sum of threat level x confidence in one "
                          "profile and window that raises an alert, for a 3600 s window"),
         "scale_with_window": Key(parse_bool, "yes", "scale the threshold linearly with "
                                  "time_window_width"),
     },
     "bus": {
-        "batch_size": Key(_positive(int), "500", "events per stream entry"),
-        "max_lag": Key(_positive(int), "200", "entries a consumer group may fall behind "
+        "batch_size": Key(positive(int), "500", "events per stream entry"),
+        "max_lag": Key(positive(int), "200", "entries a consumer group may fall behind "
                        "before producers wait"),
     },
     "geoip": {
@@ -184,13 +124,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
                     "else none"),
     },
     "supervision": {
-        "backoff_initial": Key(_positive(float), "0.5", "first restart delay, seconds"),
-        "backoff_max": Key(_positive(float), "30", "longest restart delay, seconds"),
-        "start_seconds": Key(_positive(float), "2", "a child that dies sooner counts as a "
+        "backoff_initial": Key(positive(float), "0.5", "first restart delay, seconds"),
+        "backoff_max": Key(positive(float), "30", "longest restart delay, seconds"),
+        "start_seconds": Key(positive(float), "2", "a child that dies sooner counts as a "
                              "quick crash"),
-        "fatal_after": Key(_positive(int), "5", "quick crashes in a row before a child is "
+        "fatal_after": Key(positive(int), "5", "quick crashes in a row before a child is "
                            "marked fatal"),
-        "stop_timeout": Key(_positive(float), "10", "seconds between SIGTERM and SIGKILL"),
+        "stop_timeout": Key(positive(float), "10", "seconds between SIGTERM and SIGKILL"),
     },
 }
 
@@ -315,16 +255,11 @@ def _missing_files(main: Path, values: Mapping[str, Mapping[str, Any]],
                    origins: Mapping[tuple[str, str], str]) -> list[str]:
     """Files the configuration names that must exist (defaults beside slips.conf need not)."""
     configured = str(values.get("whitelist", {}).get("file") or "")
-    path = _beside(main, configured)
+    path = beside(main, configured)
     if configured and not path.is_file():
         why = "not a regular file" if path.exists() else "no such file"
         return [f"{origins[('whitelist', 'file')]}: [whitelist] file: {path}: {why}"]
     return []
-
-
-def _beside(main: Path, path: str) -> Path:
-    """``path``, relative ones taken from the folder of the main configuration file."""
-    return (main.parent / path).absolute()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -341,40 +276,6 @@ def default_config_path() -> Path:
     if system.is_file():
         return system
     return Path(__file__).resolve().parents[1] / "etc" / "slips.conf"
-
-
-def _directory(config: Config, key: str, systemd_env: str, fallback: str) -> Path:
-    """The configured folder, else the one systemd made for the unit, else the FHS one."""
-    if configured := config.get_str("daemon", key):
-        return Path(configured)
-    if env := os.environ.get(systemd_env):
-        return Path(env.split(":")[0])
-    return Path(fallback)
-
-
-def runtime_dir(config: Config) -> Path:
-    return _directory(config, "runtime_dir", "RUNTIME_DIRECTORY", "/run/slips")
-
-
-def state_dir(config: Config) -> Path:
-    return _directory(config, "state_dir", "STATE_DIRECTORY", "/var/lib/slips")
-
-
-def output_dir(config: Config) -> Path:
-    configured = config.get_str("output", "directory")
-    return Path(configured) if configured else state_dir(config) / "output"
-
-
-def whitelist_file(config: Config) -> str:
-    """The whitelist to apply: ``[whitelist] file``, else ``whitelist.conf`` beside the
-    main file when there is one, else ``""`` (none). Absolute, for the children."""
-    main = Path(config.files[0]) if config.files else None
-    configured = config.get_str("whitelist", "file")
-    if configured:
-        return str(_beside(main, configured) if main else Path(configured).absolute())
-    if main is not None and (main.parent / "whitelist.conf").is_file():
-        return str(_beside(main, "whitelist.conf"))
-    return ""
 
 
 def alert_threshold(config: Config) -> float:

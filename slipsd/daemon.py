@@ -1,11 +1,14 @@
-"""slipsd: the long-running supervisor that owns Redis, the control socket and every run."""
+"""slipsd: the long-running supervisor that owns Redis, the control socket and every run.
+
+This is its start-up, shutdown and configuration reload; what each control
+command does is in slipsd/commands.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import time
 from pathlib import Path
@@ -13,25 +16,20 @@ from typing import Any
 
 import redis
 
-from slipsd import __version__, protocol, queries
+from slipsd import __version__, protocol
 from slipsd.caches import restore_caches, save_caches
-from slipsd.config import Config, ConfigError, load, runtime_dir, state_dir, whitelist_file
-from slipsd.control import ControlServer, Request, socket_answers
-from slipsd.hosting import host_modules, host_status
-from slipsd.module_loader import (
-    ModuleRef,
-    discover,
-    module_directories,
-    unavailable_reason,
-    validate_modules,
-)
+from slipsd.commands import Commands
+from slipsd.config import Config, ConfigError, load
+from slipsd.config_paths import runtime_dir, state_dir, whitelist_file
+from slipsd.control import ControlServer, socket_answers
+from slipsd.module_loader import ModuleRef, validate_modules
 from slipsd.notify import notify, watchdog_interval
 from slipsd.protocol import Code, ProtocolError
 from slipsd.redis_server import redis_spec
 from slipsd.reload import diff
-from slipsd.runs import RunError, Runs
+from slipsd.runs import Runs
 from slipsd.sensors.zeek import SensorError
-from slipsd.store import RedisClient, Store, StoreUnavailable, connect
+from slipsd.store import RedisClient, StoreUnavailable, connect
 from slipsd.supervision import Child, Policy, Supervisor
 from slipsd.whitelist import fingerprint
 
@@ -72,7 +70,7 @@ class Daemon:
         # What the whitelist file held when the configuration was last applied: a
         # reload restarts its readers when only the file's entries changed.
         self.whitelist_digest = fingerprint(whitelist_file(config))
-        self._stop = asyncio.Event()
+        self.stopping = asyncio.Event()  # SIGTERM, SIGINT or the stop command
         self._server: ControlServer | None = None
         self.live_problem = ""
         self._heartbeat_task: asyncio.Task[None] | None = None
@@ -89,12 +87,12 @@ class Daemon:
             return 1
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self._stop.set)
+            loop.add_signal_handler(signum, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         notify(ready=1, status=self._summary())
         self._heartbeat_task = asyncio.create_task(self._heartbeat(watchdog_interval()))
         log.info("slipsd %s ready on %s", __version__, self.socket_path)
-        await self._stop.wait()
+        await self.stopping.wait()
         await self.shutdown()
         return 0
 
@@ -123,12 +121,9 @@ class Daemon:
         await asyncio.to_thread(restore_caches, self.client, state_dir(self.config))
         self.runs = Runs(self.supervisor, self.client, self.redis_url, self.config, self.modules)
         self.runs.sensor_root = state_dir(self.config) / "sensors"
-        self._server = ControlServer(self.socket_path, {
-            "hello": self._hello, "status": self._status, "analyze": self._analyze,
-            "alerts": self._query, "runs": self._query, "profiles": self._query,
-            "profile": self._query, "modules": self._modules, "module": self._module,
-            "reload": self._reload_cmd, "stop": self._stop_cmd,
-        }, group=self.config.get_str("daemon", "socket_group"),
+        self._server = ControlServer(
+            self.socket_path, Commands(self).table(),
+            group=self.config.get_str("daemon", "socket_group"),
             admin_group=self.config.get_str("daemon", "admin_group"))
         await self._server.start()
         self.live_problem = ""
@@ -193,63 +188,6 @@ class Daemon:
         if self.runs is not None and child.spec.group:
             self.runs.on_child_change(child)
 
-    # -- control commands --------------------------------------------------------
-
-    async def _hello(self, req: Request) -> dict[str, Any]:
-        return {"version": __version__, "pid": os.getpid(), "protocol": protocol.VERSION}
-
-    async def _status(self, req: Request) -> dict[str, Any]:
-        assert self.client is not None and self.runs is not None
-        children = self.supervisor.status()
-        for entry in children:
-            if entry["role"] == "module" and entry["group"]:
-                store = Store(self.client, entry["group"])
-                label = entry["name"].rsplit("/", 1)[1]
-                entry.update(await asyncio.to_thread(host_status, store, label))
-        try:
-            info = await asyncio.to_thread(self.client.info, "memory")
-            redis_info = {"url": self.redis_url, "up": True,
-                          "used_memory": info.get("used_memory")}
-        except redis.RedisError as exc:
-            redis_info = {"url": self.redis_url, "up": False, "error": str(exc)}
-        return {
-            "daemon": {"version": __version__, "pid": os.getpid(),
-                       "uptime": round(time.time() - self.started, 1),
-                       "config": str(self.config_path), "socket": str(self.socket_path),
-                       "modules": list(self.modules),
-                       "unavailable_modules": await asyncio.to_thread(self._unavailable),
-                       "live_problem": self.live_problem},
-            "redis": redis_info,
-            "children": children,
-            "runs": [await asyncio.to_thread(queries.run_figures, self.client, run)
-                     for run in list(self.runs.runs.values())],  # may change meanwhile
-        }
-
-    async def _analyze(self, req: Request) -> dict[str, Any]:
-        assert self.runs is not None
-        if self._stop.is_set():
-            raise ProtocolError(Code.FAILED, "slipsd is stopping")
-        if len(req.fds) != 1:
-            for fd in req.fds:
-                os.close(fd)
-            raise ProtocolError(Code.INVALID_ARGS,
-                                "analyze needs exactly one open file or folder descriptor")
-        name = str(req.args.get("name") or "input")
-        output = str(req.args.get("output") or "")
-        try:
-            run = await self.runs.analyze(req.fds[0], name, output, req.progress)
-        except RunError as exc:
-            raise ProtocolError(Code.FAILED, f"analysis of {name} not started: {exc}") from exc
-        if run.state == "failed":
-            raise ProtocolError(Code.FAILED, f"analysis of {name} failed: {run.problem}")
-        return run.info()
-
-    async def _query(self, req: Request) -> dict[str, Any]:
-        assert self.client is not None and self.runs is not None
-        handler = {"alerts": queries.alerts, "runs": queries.list_runs,
-                   "profiles": queries.profiles, "profile": queries.profile}[req.cmd]
-        return await handler(self.runs, self.client, req.args)
-
     def _on_sighup(self) -> None:
         async def reload() -> None:
             try:
@@ -259,67 +197,6 @@ class Daemon:
                 log.error("SIGHUP: configuration not reloaded: %s", exc.message)
 
         self._sighup_task = asyncio.get_running_loop().create_task(reload())
-
-    async def _modules(self, req: Request) -> dict[str, Any]:
-        assert self.runs is not None
-        available = await asyncio.to_thread(
-            discover, module_directories(self.config),
-            self.config.get_bool("modules", "entry_points"))
-        hosts = {module: c for c in self.supervisor.status()
-                 if c["role"] == "module" and c["group"].startswith("live-")
-                 for module in host_modules(c["name"].rsplit("/", 1)[1])}
-        reasons = await asyncio.to_thread(self._unavailable)
-        return {"modules": [
-            {"name": name, "origin": ref.origin, "enabled": name in self.modules,
-             "live": hosts[name]["state"] if name in hosts else None,
-             "unavailable": reasons.get(name)}
-            for name, ref in sorted(available.items())]}
-
-    def _unavailable(self) -> dict[str, str]:
-        """Enabled modules that could not run now, and why (Module.unavailable)."""
-        reasons = {}
-        for name, ref in self.modules.items():
-            why = unavailable_reason(ref, self.config.module_sections.get(name, {}))
-            if why:
-                reasons[name] = why
-        return reasons
-
-    async def _module(self, req: Request) -> dict[str, Any]:
-        assert self.runs is not None
-        action, name = str(req.args.get("action", "")), str(req.args.get("name", ""))
-        if action not in ("enable", "disable", "restart"):
-            raise ProtocolError(Code.INVALID_ARGS, "action must be enable, disable or restart")
-        enabled = self.config.get_list("modules", "enabled")
-        if action == "restart":
-            if name not in enabled:
-                raise ProtocolError(Code.NOT_FOUND, f"module {name!r} is not enabled")
-            why = await self.runs.restart_module(name, self.modules[name])
-            if why:
-                raise ProtocolError(Code.FAILED, f"module {name} cannot run: {why}")
-            return {"restarted": name}
-        wanted = ([*enabled, name] if name not in enabled else enabled) if action == "enable" \
-            else [m for m in enabled if m != name]
-        value = ", ".join(wanted)
-        previous = self.overrides.get("modules", {}).get("enabled")
-        self.overrides.setdefault("modules", {})["enabled"] = value
-        try:
-            result = await self.reload()
-        except ProtocolError:
-            if previous is None:
-                self.overrides["modules"].pop("enabled")
-            else:
-                self.overrides["modules"]["enabled"] = previous
-            raise
-        if req.args.get("persist"):
-            drop_in = self.config_path.parent / (self.config_path.stem + ".d")
-            await asyncio.to_thread(_persist_modules, drop_in, value)
-            result["persisted"] = str(drop_in / "90-slipsctl.conf")
-            # The file says it now; an override would hide later edits of it.
-            self.overrides["modules"].pop("enabled", None)
-        return result
-
-    async def _reload_cmd(self, req: Request) -> dict[str, Any]:
-        return await self.reload()
 
     async def reload(self) -> dict[str, Any]:
         """Validate the configuration on disk; apply it only when valid, as a diff."""
@@ -352,19 +229,6 @@ class Daemon:
                 notify(ready=1, status=self._summary())
             log.info("configuration reloaded: %s", ", ".join(change.changed))
             return {**change.summary(), "live_problem": self.live_problem}
-
-    async def _stop_cmd(self, req: Request) -> dict[str, Any]:
-        asyncio.get_running_loop().call_soon(self._stop.set)
-        return {"stopping": True}
-
-
-def _persist_modules(drop_in: Path, enabled: str) -> None:
-    drop_in.mkdir(parents=True, exist_ok=True)
-    target = drop_in / "90-slipsctl.conf"
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text("# Written by slipsctl module ... --persist; edit or remove freely.\n"
-                   f"[modules]\nenabled = {enabled}\n")
-    os.replace(tmp, target)
 
 
 def run_daemon(config: Config, config_path: Path,

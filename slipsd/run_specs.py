@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slipsd.config import Config, alert_threshold, state_dir, whitelist_file
+from slipsd.config import Config, alert_threshold
+from slipsd.config_paths import state_dir, whitelist_file
 from slipsd.module_loader import ModuleRef
 
 log = logging.getLogger(__name__)
