@@ -132,7 +132,10 @@ def paused_input(daemon: Daemon, module: str) -> Iterator[tuple[dict[str, Any], 
         host = wait_for(lambda: module_host(daemon, module), 30, f"the {module} host")
         redis = daemon.redis()
         key = f"slips:{{{host['group']}}}:"
-        wait_for(lambda: redis.sismember(key + "ready", module), 30, f"{module} ready")
+        # Every module of the host, not only ``module``: the ingest waits for all of
+        # them to be ready, and the host marks them one by one.
+        wait_for(lambda: all(redis.sismember(key + "ready", m) for m in host["modules"]),
+                 30, f"the modules of the {module} host to be ready")
         os.kill(host["pid"], signal.SIGSTOP)
     finally:
         os.kill(ingest["pid"], signal.SIGCONT)

@@ -4,13 +4,14 @@ A batch is written column-wise, the key names of each event shape once and then 
 row of values per event, in MessagePack when its C extension is installed (JSON
 otherwise): every module host decodes every batch of its channels, so decoding is the
 bus's main per-event cost. An analysis keeps every entry until it ends, so batches are
-stored zlib-compressed (entry field ``z``; small messages stay plain in ``d``, which
-readers still accept).
+stored compressed: Zstandard in entry field ``s`` when Debian's python3-zstandard is
+installed, else zlib in ``z``; small messages stay plain in ``d``. Readers accept all three.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import zlib
 from dataclasses import dataclass
 from itertools import repeat
@@ -26,14 +27,41 @@ except ImportError:  # pragma: no cover - Debian's python3-msgpack is a dependen
 # builds of 1.0.3 on Python 3.11) is ten times slower than JSON. Either is read.
 _PACK = msgpack is not None and msgpack.Packer.__module__ == "msgpack._cmsgpack"
 
+try:
+    import zstandard
+except ImportError:  # pragma: no cover - Debian's python3-zstandard is a dependency
+    zstandard = None  # type: ignore[assignment]
+
 EOS: Final = "eos"
-# Entry fields: "d" holds a message as it is, "z" the same message zlib-compressed.
+# Entry fields: "d" holds a message as it is, "s" the same message Zstandard-compressed,
+# "z" zlib-compressed (without python3-zstandard).
 PLAIN: Final = "d"
+ZSTD: Final = "s"
 COMPRESSED: Final = "z"
 COMPRESS_FROM: Final = 256  # bytes: smaller messages gain nothing from compression
-# zlib's fastest level: a batch shrinks to about 40 % (addresses, names and key strings
-# repeat), and readers inflate it in a fifth of the time they then spend decoding it.
+# Both at their fastest level: a batch shrinks to about a third (addresses, names and key
+# strings repeat). Zstandard's is 3.5x quicker than zlib's to write and to read, and 10 %
+# smaller (gen_zeek batches: 0.33 against 1.14 us per event written, 0.11 against 0.39 read,
+# 45 against 50 bytes), so writer and readers spend 5 s less CPU per million flows.
 COMPRESS_LEVEL: Final = 1
+# (De)compressors keep state between calls and must not be shared between threads.
+_codecs = threading.local()
+
+
+def _zstd_compress(data: bytes) -> bytes:
+    compressor = getattr(_codecs, "compressor", None)
+    if compressor is None:
+        compressor = _codecs.compressor = zstandard.ZstdCompressor(level=COMPRESS_LEVEL)
+    packed: bytes = compressor.compress(data)
+    return packed
+
+
+def _zstd_decompress(data: bytes) -> bytes:
+    decompressor = getattr(_codecs, "decompressor", None)
+    if decompressor is None:
+        decompressor = _codecs.decompressor = zstandard.ZstdDecompressor()
+    plain: bytes = decompressor.decompress(data)
+    return plain
 
 
 @dataclass(frozen=True)
@@ -101,9 +129,12 @@ def entry_fields(events: list[dict[str, Any]] | None,
     body = encode_events(events)
     if compress and len(body) >= COMPRESS_FROM:
         data = body.encode() if isinstance(body, str) else body
-        packed = zlib.compress(data, COMPRESS_LEVEL)
+        if zstandard is not None:
+            packed, field = _zstd_compress(data), ZSTD
+        else:
+            packed, field = zlib.compress(data, COMPRESS_LEVEL), COMPRESSED
         if len(packed) < len(data):
-            return {COMPRESSED: packed}
+            return {field: packed}
     return {PLAIN: body}
 
 
@@ -127,11 +158,18 @@ def decode_entry(channel: str, entry_id: str, fields: dict[Any, Any]) -> Entry:
 
 
 def _body(fields: dict[Any, Any]) -> Any:
+    # Fields come as bytes from Redis, as str from a caller holding what it wrote.
+    packed = fields.get(b"s")
+    if packed is None:
+        packed = fields.get(ZSTD)
+    if packed is not None:
+        if zstandard is None:
+            raise ValueError("a Zstandard-compressed batch, and python3-zstandard is missing")
+        return _loads(_zstd_decompress(packed))
     packed = fields.get(b"z")
     if packed is None:
         packed = fields.get(COMPRESSED)
     if packed is not None:
-        # Written by this producer (bytes, "z"); older entries have "d" only.
         return _loads(zlib.decompress(packed))
     raw = fields.get(b"d")
     return _loads(raw if raw is not None else fields[PLAIN])
