@@ -21,16 +21,16 @@ the sweep's own once it sees window C in Redis, which is only after this.
   earlier, which only announces it once more (an address has no counters).
 - Other sightings only *pass*: an address announced by one is forgotten when the window
   ends. These are destinations of other records (ARP targets, DHCP servers), which the
-  sweep dates from when it first noticed them (it cannot know better) and drops even
-  while they are busy; and late records, whose window the sweep may never read again.
+  sweep cannot see in the windows it reads (only in the dates below); and late records,
+  whose window the sweep may never read again.
   So does the return of an address forgotten at this advance, until the next one: the
   sweep that drops it runs about then, and may not have read its return yet.
 
-What is left: an address that passes may be dropped by the sweep right after the ingest
-announced it in a window; it is missing from ``ips`` until announced in the next one.
-And one that the ingest forgot earlier than the sweep drops it, back (counted) while a
-sweep runs that drops it, may stay missing until the ingest forgets it: the sweep reads
-the windows before it drops addresses, and does not look again.
+Every announcement is also dated in the sweep's index (``dated``: the address and the
+window it was announced in, written by the store with ZADD GT in the same script as
+``ips``), and the sweep drops an address only if its date is still old at that moment.
+So an address announced again (one that passes, or one forgotten here earlier than the
+sweep drops it) is never dropped by a sweep that read the index before its return.
 
 Per record, the profiler tests membership in ``seen`` (the addresses that need nothing
 more in the open window). ``sight`` runs once per address and window (again for each
@@ -59,6 +59,9 @@ class Addresses:
         # of them, when nothing is forgotten). "" stands for a missing address.
         self.seen: set[str] = {""}
         self.new: list[str] = []  # announced since the last store write: for ``ips``
+        # With keep_windows, the same with the window each was announced in (the newest):
+        # for the retention index, which must not drop them before that window expires.
+        self.dated: dict[str, int] = {}
         self._marks: dict[str, int] = {}  # remembered -> window of its last counted sighting
         self._passing: set[str] = set()  # announced in the open window, not counted
         self._stale: set[str] = set()  # forgotten at the last advance by their marks
@@ -78,7 +81,7 @@ class Addresses:
             for ip in (saddr, daddr):
                 if ip not in self.seen:
                     self.seen.add(ip)
-                    self._announce(ip, ts)
+                    self._announce(ip, ts, tw)
             return
         counted = tw >= open_tw
         if saddr not in self.seen:
@@ -95,7 +98,7 @@ class Addresses:
                 marks[ip] = tw  # the open window: never lower than the mark
                 self.seen.add(ip)
             return  # else its next counted sighting in this window is still needed
-        self._announce(ip, ts)
+        self._announce(ip, ts, tw)
         # Nothing later in this window changes what follows: one that passes now is
         # forgotten at its end even if counted later (earlier than the sweep: harmless).
         self.seen.add(ip)
@@ -104,8 +107,10 @@ class Addresses:
         else:
             self._passing.add(ip)
 
-    def _announce(self, ip: str, ts: float) -> None:
+    def _announce(self, ip: str, ts: float, tw: int) -> None:
         self.new.append(ip)
+        if self.keep and tw > self.dated.get(ip, -1):
+            self.dated[ip] = tw
         self._emit(NEW_IP, {"ip": ip, "ts": ts})
 
     def forget(self, open_tw: int) -> int:

@@ -132,6 +132,24 @@ def test_late_writes_and_later_windows(redis_client: RedisClient) -> None:
     assert redis_client.zcard(store.key("scores")) == 0
 
 
+def test_an_address_dated_again_after_the_sweep_listed_it_stays(
+        redis_client: RedisClient) -> None:
+    store = layout(redis_client)
+    retention = LiveRetention(redis_client, RUN)
+    retention.sweep(keep=10)  # deletes nothing yet, but builds the index
+    assert redis_client.zscore(retention.seen, "9.9.9.9") == 0  # C's destination
+    assert redis_client.zscore(retention.seen, "1.1.1.1") == 1  # A's
+    # A sweep with cutoff 5 lists both as stale; meanwhile the ingest announces 9.9.9.9
+    # again in window 7 and dates it there, in the same script as `ips`.
+    stale = ["9.9.9.9", "1.1.1.1"]
+    store.write_traffic(["9.9.9.9"], {}, {}, {}, {"9.9.9.9": 7})
+    assert redis_client.zscore(retention.seen, "9.9.9.9") == 7
+    store.write_traffic(["9.9.9.9"], {}, {}, {}, {"9.9.9.9": 6})  # never lowered
+    assert redis_client.zscore(retention.seen, "9.9.9.9") == 7
+    assert retention.drop_addresses(stale, cutoff=5) == 1
+    assert "9.9.9.9" in store.ips() and "1.1.1.1" not in store.ips()
+
+
 def test_a_run_without_traffic_has_nothing_to_sweep(redis_client: RedisClient) -> None:
     result = LiveRetention(redis_client, RUN).sweep(keep=1)
     assert result.newest == -1 and not any(result.removed.values())

@@ -7,14 +7,16 @@ windows older than the newest one minus ``keep`` and what depends on them:
 - profiles left without windows (hash, ``profiles`` membership, ``tws`` set);
 - addresses (``ips`` members and ``ipinfo`` hashes) not referenced since: the
   index ``retention:seen`` (sorted set, address -> newest window it was seen in,
-  as a profile or as a flow's destination) is kept by the sweep itself, so the
-  ingest's write path stays as it is;
+  as a profile or as a flow's destination) is kept by the sweep, from the windows it
+  reads, and by the ingest, which dates each address it announces (writes to ``ips``);
 - evidence and alerts of the deleted windows (and scores, recomputed from the
   alerts left).
 
 Writes that race with the ingest are decided inside Lua scripts (atomic in Redis):
 a profile is only deleted when, at that moment, it has no window left and its
-``last_seen`` is older than the kept windows; an address only when it is no profile.
+``last_seen`` is older than the kept windows; an address only when it is no profile
+and its date in the index is still before the cutoff (the ingest may have announced
+it again since the sweep read the index).
 """
 
 from __future__ import annotations
@@ -59,14 +61,18 @@ end
 return {windows, profiles}
 """
 
-# Forgets addresses no longer referenced, unless they are (again) a profile.
-# KEYS: ips set, profiles set, seen index, then one ipinfo key per address. ARGV: addresses.
+# Forgets addresses no longer referenced, unless they are (again) a profile or were dated
+# again since they were listed. KEYS: ips set, profiles set, seen index, then one ipinfo
+# key per address. ARGV: the cutoff window, then the addresses.
 _DROP_ADDRESSES = """
+local cutoff = tonumber(ARGV[1])
 local dropped = 0
-for i, ip in ipairs(ARGV) do
-  if redis.call('SISMEMBER', KEYS[2], ip) == 0 then
+for i = 2, #ARGV do
+  local ip = ARGV[i]
+  local date = tonumber(redis.call('ZSCORE', KEYS[3], ip))
+  if (date == nil or date < cutoff) and redis.call('SISMEMBER', KEYS[2], ip) == 0 then
     redis.call('SREM', KEYS[1], ip)
-    redis.call('UNLINK', KEYS[3 + i])
+    redis.call('UNLINK', KEYS[2 + i])
     redis.call('ZREM', KEYS[3], ip)
     dropped = dropped + 1
   end
@@ -129,7 +135,7 @@ class LiveRetention:
     def __init__(self, client: RedisClient, run_id: str) -> None:
         self.redis = client
         self.run_id = run_id
-        self.seen = keys.run(run_id, "retention", "seen")
+        self.seen = keys.retention_seen(run_id)
         self._newest = -1  # never goes back, whatever the sweep finds deleted
         self._indexed = 0  # windows below this had their destinations indexed
         self._drop_windows = client.register_script(_DROP_WINDOWS)
@@ -235,13 +241,18 @@ class LiveRetention:
         self._mark_seen(dict.fromkeys(batch, newest), nx=True)
 
     def _delete_addresses(self, cutoff: int) -> int:
-        stale = list(self.redis.zrangebyscore(self.seen, "-inf", f"({cutoff}"))
+        return self.drop_addresses(self.redis.zrangebyscore(self.seen, "-inf", f"({cutoff}"),
+                                   cutoff)
+
+    def drop_addresses(self, stale: list[str], cutoff: int) -> int:
+        """Drop these addresses, listed as dated before window ``cutoff``: each only if it
+        still is when the script gets to it, and is no profile."""
         dropped = 0
         for i in range(0, len(stale), CHUNK):
             chunk = stale[i:i + CHUNK]
             run_keys = [self.key("ips"), self.key("profiles"), self.seen]
             info = [keys.ip_info(self.run_id, ip) for ip in chunk]
-            dropped += int(self._drop_addresses(keys=run_keys + info, args=chunk))
+            dropped += int(self._drop_addresses(keys=run_keys + info, args=[cutoff, *chunk]))
         return dropped
 
     # -- windows, evidence ---------------------------------------------------------------

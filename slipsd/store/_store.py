@@ -99,10 +99,11 @@ class Store:
         profiles: Mapping[str, tuple[float, float, int]],
         windows: Mapping[tuple[str, int], WindowDelta],
         counts: Mapping[str, int],
+        dated: Mapping[str, int] | None = None,
     ) -> None:
         """Apply one batch of profiler output (see slipsd.store._traffic)."""
         write_traffic(self.redis, self._write_traffic, self.run_id, new_ips, profiles, windows,
-                      counts)
+                      counts, dated or {})
 
     def profiles(self) -> list[str]:
         return sorted(self.redis.smembers(self.key("profiles")))

@@ -31,12 +31,13 @@ def _pack(data: Any) -> list[str | bytes]:
 
 
 # One call applies a share of a batch of profiler output (see Store.write_traffic).
-# KEYS: the run's ips set, profiles set, stats hash, then one hash per profile, then four
-# per window: its hash, destination-IP hash, port hash and the profile's window set.
-# ARGV[1]: the data, MessagePack (ARGV[2] = 'msgpack') or JSON: {new ips, profiles
-# [[ip, first_seen, last_seen, flows], ...], windows [[tw, flows, sbytes, dbytes, flows_in,
-# [ip, n, ...], [port, n, ...]], ...], counters [name, n, ...]}. Counts arrive as strings
-# where a Lua number (a double) could lose digits, times as Python wrote them.
+# KEYS: the run's ips set, profiles set, stats hash, retention index, then one hash per
+# profile, then four per window: its hash, destination-IP hash, port hash and the profile's
+# window set. ARGV[1]: the data, MessagePack (ARGV[2] = 'msgpack') or JSON: {new ips,
+# profiles [[ip, first_seen, last_seen, flows], ...], windows [[tw, flows, sbytes, dbytes,
+# flows_in, [ip, n, ...], [port, n, ...]], ...], counters [name, n, ...], dated new ips
+# [ip, window, ...] (live runs)}. Counts arrive as strings where a Lua number (a double)
+# could lose digits, times as Python wrote them.
 WRITE_TRAFFIC = """
 local data
 if ARGV[2] == 'json' then data = cjson.decode(ARGV[1]) else data = cmsgpack.unpack(ARGV[1]) end
@@ -46,14 +47,16 @@ local function add_all(key, items)
   end
 end
 add_all(KEYS[1], data[1])
+local dated = data[5]
+for i = 1, #dated, 2 do redis.call('ZADD', KEYS[4], 'GT', dated[i + 1], dated[i]) end
 local profiles = data[2]
 local names = {}
 for i, row in ipairs(profiles) do
-  redis.call('HSET', KEYS[3 + i], 'first_seen', row[2], 'last_seen', row[3], 'flows', row[4])
+  redis.call('HSET', KEYS[4 + i], 'first_seen', row[2], 'last_seen', row[3], 'flows', row[4])
   names[i] = row[1]
 end
 add_all(KEYS[2], names)
-local base = 3 + #profiles
+local base = 4 + #profiles
 local totals = {'flows', 'sbytes', 'dbytes', 'flows_in'}
 for j, w in ipairs(data[3]) do
   local k = base + 4 * (j - 1)
@@ -113,12 +116,15 @@ def write_traffic(
     profiles: Mapping[str, tuple[float, float, int]],
     windows: Mapping[tuple[str, int], WindowDelta],
     counts: Mapping[str, int],
+    dated: Mapping[str, int],
 ) -> None:
     """Apply one batch of profiler output: profiles (first seen, last seen, flows),
     window deltas and counters, in a few calls of ``script`` (WRITE_TRAFFIC, registered
-    on the client by the Store) in one round trip."""
+    on the client by the Store) in one round trip. ``dated``: new addresses of a live run
+    and the window each was announced in, for the retention index (never lowered)."""
     pipe = client.pipeline(transaction=False)
-    run_keys = [keys.run(run_id, "ips"), keys.run(run_id, "profiles"), keys.run(run_id, "stats")]
+    run_keys = [keys.run(run_id, "ips"), keys.run(run_id, "profiles"), keys.run(run_id, "stats"),
+                keys.retention_seen(run_id)]
     prof_keys = [keys.profile(run_id, ip) for ip in profiles]
     prof_rows = [[ip, repr(first), repr(last), flows]
                  for ip, (first, last, flows) in profiles.items()]
@@ -126,6 +132,9 @@ def write_traffic(
     for name, value in counts.items():
         if value:
             count_pairs += (name, value)
+    dated_pairs: list[Any] = []
+    for ip, tw in dated.items():
+        dated_pairs += (ip, tw)
     items = list(windows.items())
     for i in range(0, max(len(items), 1), _WINDOWS_PER_CALL):
         chunk = items[i:i + _WINDOWS_PER_CALL]
@@ -136,7 +145,7 @@ def write_traffic(
         rows = [_window_row(tw, delta) for (_, tw), delta in chunk]
         first = i == 0  # everything but windows goes with the first call
         data = [new_ips if first else [], prof_rows if first else [], rows,
-                count_pairs if first else []]
+                count_pairs if first else [], dated_pairs if first else []]
         script(keys=run_keys + (prof_keys if first else []) + win_keys, args=_pack(data),
                client=pipe)
     pipe.execute()

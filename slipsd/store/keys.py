@@ -34,6 +34,11 @@ def ip_info(run_id: str, ip: str) -> str:
     return run(run_id, "ipinfo", ip)
 
 
+def retention_seen(run_id: str) -> str:
+    """Sorted set of a live run: address -> newest window it was seen in (retention)."""
+    return run(run_id, "retention", "seen")
+
+
 def module_cache(name: str) -> str:
     """Hash of one module's cache; shared by all runs, so it outlives them."""
     return f"slips:cache:{name}"
