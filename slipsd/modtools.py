@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+H = TypeVar("H", bound=Hashable)
 
 
 class Deadlines(Generic[T]):
@@ -83,24 +84,19 @@ def powers(first: int, before: int, now: int) -> Iterator[int]:
         level *= 10
 
 
-class CappedSet:
-    """An insertion-ordered set that forgets its least recently added members past ``cap``."""
+class CappedSet(OrderedDict[H, None]):
+    """An insertion-ordered set that forgets its least recently added members past ``cap``.
+
+    It is the OrderedDict itself, so ``in`` is the dict's own test with no Python call:
+    modules ask it for nearly every record. A hot loop may inline ``add`` on it."""
 
     def __init__(self, cap: int) -> None:
+        super().__init__()
         self.cap = cap
-        self._items: OrderedDict[str, None] = OrderedDict()
 
-    def add(self, item: str) -> None:
-        items = self._items
-        if item in items:
-            items.move_to_end(item)
-            return
-        items[item] = None
-        if len(items) > self.cap:
-            items.popitem(last=False)
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
+    def add(self, item: H) -> None:
+        # Assigning keeps a member in place; one move makes it the newest.
+        self[item] = None
+        self.move_to_end(item)
+        if len(self) > self.cap:
+            self.popitem(last=False)

@@ -24,8 +24,8 @@ from slipsd.modtools import Deadlines
 from slipsd.module import Module, Option
 from slipsd.netinfo import is_group, is_public, parse_ip
 
-from .helpers import Capped, Held, Track, TrackKey, Tracks, domain
-from .stats import Rhythm, Timing, rhythm, timing
+from .helpers import Capped, Held, Track, TrackKey, Tracks, Waiting, domain
+from .stats import Rhythm, rhythm, timely
 
 DEFAULT_IGNORED = ["53", "67", "68", "123", "137", "138", "161", "162", "853", "1900",
                    "3702", "5353", "5355"]
@@ -39,6 +39,8 @@ REPORTS_PER_WINDOW = 20  # destinations reported per profile and window
 MAX_CONFIDENCE = 0.9
 FEW_BEATS_EXTRA = 0.15  # score asked on top of min_score at min_connections beats
 REGULAR_SHARE = 0.75  # of the gaps must lie within 2 x time_tolerance of the period
+# Builds a Held without the Python-level __new__ of a NamedTuple (once per flow).
+_held = tuple.__new__
 
 
 def _human(seconds: float) -> str:
@@ -86,7 +88,7 @@ class Beaconing(Module):
         self.tracks = Tracks(int(config["max_destinations"]))
         self.uid_names: Capped[str, str] = Capped(UID_NAMES_CAP)
         self.ip_names: Capped[tuple[str, str], str] = Capped(IP_NAMES_CAP)
-        self.waiting: Deadlines[Held] = Deadlines(HELD_CAP)
+        self.waiting = Waiting(HELD_CAP)
         self.clocks = dict.fromkeys(NAME_CHANNELS, -math.inf)
         self.settled = -math.inf  # every event before this traffic time was delivered
         # Held flows are placed up to here: the slowest naming log's clock, or settled.
@@ -110,11 +112,15 @@ class Beaconing(Module):
             return
         if not (is_public(daddr) or (self.private and parse_ip(daddr) is not None)):
             return
-        held = Held(flow["ts"], flow["uid"], flow["saddr"], daddr, dport, proto,
-                    flow["sbytes"], flow["tw"], flow["profile"])
-        self.waiting.push(held.ts + NAME_WAIT, held, self._place)
-        # Everything due before this flow was placed when the horizon last moved.
-        self.waiting.release(self.horizon, self._place)
+        ts = flow["ts"]
+        held = _held(Held, (ts, flow["uid"], flow["saddr"], daddr, dport, proto,
+                            flow["sbytes"], flow["tw"], flow["profile"]))
+        # Every flow due by the horizon was placed when it last moved, so nothing
+        # waiting comes before one that is already due.
+        if ts + NAME_WAIT <= self.horizon:
+            self._place(held)
+        else:
+            self.waiting.push(ts + NAME_WAIT, held, self._place)
 
     def on_new_dns(self, event: Mapping[str, Any]) -> None:
         name = domain(event["query"])
@@ -189,17 +195,13 @@ class Beaconing(Module):
         # measuring the sizes.
         if times[-1] - times[0] < self.min_span:
             return
-        gaps = timing(times, self.tolerance)
-        if gaps is None or not self._timely(gaps):
+        gaps = timely(times, self.tolerance, self.min_period, self.max_period,
+                      REGULAR_SHARE)
+        if gaps is None:
             return
         r = rhythm(times, track.sizes, gaps, self.tolerance)
         if self._periodic(r):
             self._report(key, track, r, held)
-
-    def _timely(self, t: Timing) -> bool:
-        """The timing conditions of _periodic, on the gaps alone."""
-        return (self.min_period <= t.period <= self.max_period
-                and t.time_dispersion <= self.tolerance and t.regular >= REGULAR_SHARE)
 
     def _periodic(self, r: Rhythm) -> bool:
         # A chance regularity is likelier among few beats: ask for more until there

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import heapq
 from array import array
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
@@ -117,8 +119,10 @@ class Tracks:
                     self.evicted += 1
                 return None
             young.move_to_end(key)
-            track = found if isinstance(found, Track) else Track.first(found)
-            young[key] = track
+            if isinstance(found, Track):
+                track = found
+            else:
+                track = young[key] = Track.first(found)
         if not track.add(held, burst, ring):
             return None
         self.settle(key, track)
@@ -136,6 +140,53 @@ class Tracks:
             self.evicted += 1
 
 
+class Waiting:
+    """Held flows until traffic time passes their deadline, in (deadline, arrival) order,
+    as ``slipsd.modtools.Deadlines`` releases them, judging the oldest early past ``cap``.
+
+    Flows arrive nearly in time order: those whose deadline is not before the last one
+    queued go in a plain FIFO, the few late ones in a heap, and the two are merged as
+    they are released. That saves a heap operation, O(log n), on nearly every flow.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._line: deque[tuple[float, int, Held]] = deque()
+        self._late: list[tuple[float, int, Held]] = []
+        self._seq = 0  # ties keep arrival order
+
+    def __len__(self) -> int:
+        return len(self._line) + len(self._late)
+
+    def push(self, deadline: float, held: Held, judge: Callable[[Held], None]) -> None:
+        self._seq += 1
+        line = self._line
+        if not line or deadline >= line[-1][0]:
+            line.append((deadline, self._seq, held))
+        else:
+            heapq.heappush(self._late, (deadline, self._seq, held))
+        while len(line) + len(self._late) > self.cap:
+            judge(self._pop())
+
+    def release(self, now: float, judge: Callable[[Held], None]) -> None:
+        """Judge every flow whose deadline is at or before ``now``."""
+        line, late = self._line, self._late
+        while late:
+            first = line[0] if line and line[0] < late[0] else late[0]
+            if first[0] > now:
+                return
+            judge(self._pop())
+        # Only the FIFO is left (judging a flow queues none).
+        while line and line[0][0] <= now:
+            judge(line.popleft()[2])
+
+    def _pop(self) -> Held:
+        line, late = self._line, self._late
+        if late and (not line or late[0] < line[0]):
+            return heapq.heappop(late)[2]
+        return line.popleft()[2]
+
+
 class Capped(Generic[K, V]):
     """A mapping that forgets its oldest entries past ``cap``."""
 
@@ -151,11 +202,10 @@ class Capped(Generic[K, V]):
 
     def set(self, key: K, value: V) -> None:
         items = self.items
-        if key in items:
-            items.move_to_end(key)
-            items[key] = value
-            return
+        # Assigning keeps an existing key in place; one move makes it the newest
+        # without a separate membership test (this runs for every DNS answer).
         items[key] = value
+        items.move_to_end(key)
         if len(items) > self.cap:
             items.popitem(last=False)
 

@@ -8,7 +8,7 @@ docs/evidence.md (COMMAND_AND_CONTROL_BEACON) explains the score.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from operator import sub
@@ -88,16 +88,57 @@ class Timing:
         return self.gap_mad / self.period
 
 
+def _sorted_gaps(times: Sequence[float]) -> list[float]:
+    # times[i + 1] - times[i], computed in C: this runs at every beat of every
+    # destination with enough beats.
+    return sorted(map(sub, times[1:], times[:-1]))
+
+
 def timing(times: Sequence[float], tolerance: float) -> Timing | None:
     """The gaps between beats at ``times`` (ascending); None below three beats."""
     if len(times) < 3:
         return None
-    # times[i + 1] - times[i], computed in C: this runs at every beat of every
-    # destination with enough beats.
-    gaps = sorted(map(sub, times[1:], times[:-1]))
+    gaps = _sorted_gaps(times)
     period = quantile(gaps, 0.5)
     if period <= 0:
         return None
+    return _timing(gaps, period, tolerance)
+
+
+def timely(times: Sequence[float], tolerance: float, shortest: float, longest: float,
+           share: float) -> Timing | None:
+    """``timing(times, tolerance)`` when its period lies in [shortest, longest], its
+    dispersion is within ``tolerance`` and ``share`` of the gaps are regular; else None.
+
+    Nearly every destination judged fails, mostly on the dispersion: the period and
+    two bisections of the sorted gaps turn it down before any deviation is computed.
+    """
+    if len(times) < 3:
+        return None
+    gaps = _sorted_gaps(times)
+    period = quantile(gaps, 0.5)
+    if period <= 0 or not shortest <= period <= longest:
+        return None
+    n = len(gaps)
+    # MAD is at least the deviation at the median's lower index, so that many gaps
+    # must lie within tolerance x period of the period; and the regular ones within
+    # twice that. The bounds are widened a little so that rounding can only let a
+    # destination through to the exact computation, never turn one down.
+    if (_near(gaps, period, tolerance * period) <= int((n - 1) * 0.5)
+            or _near(gaps, period, 2 * tolerance * period) / n < share):
+        return None
+    t = _timing(gaps, period, tolerance)
+    return t if t.time_dispersion <= tolerance and t.regular >= share else None
+
+
+def _near(ordered: list[float], centre: float, radius: float) -> int:
+    """At least the number of ``ordered`` values within ``radius`` of ``centre``."""
+    slack = 1e-6 * (abs(radius) + abs(centre))
+    return (bisect_right(ordered, centre + radius + slack)
+            - bisect_left(ordered, centre - radius - slack))
+
+
+def _timing(gaps: list[float], period: float, tolerance: float) -> Timing:
     deviations = _deviations(gaps, period)
     gap_mad = quantile(deviations, 0.5)
     # MAD only speaks for the closest half of the gaps; this speaks for the rest.

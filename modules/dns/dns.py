@@ -31,6 +31,7 @@ from .helpers import (
     is_local_name,
     is_reverse,
     is_service_name,
+    listed,
     normalise,
     txt_payload,
 )
@@ -38,12 +39,6 @@ from .unused import AnswerTracker, Query
 
 SINGLE_REPORTS = 5  # names reported one by one per profile and window before counting
 NAMES_CAP = 100_000  # names remembered per profile, window and finding
-
-
-def _listed(names: Mapping[str, str] | list[str], count: int = 5) -> str:
-    items = list(names)
-    more = ", ..." if len(items) > count else ""
-    return ", ".join(items[:count]) + more
 
 
 class Dns(Module):
@@ -90,22 +85,25 @@ class Dns(Module):
         self.has_conn = "conn" in event["log_types"]
 
     def on_new_flow(self, flow: Flow) -> None:
-        ts = flow["ts"]
-        end = ts + max(0.0, flow["duration"])
+        ts, duration, tracker = flow["ts"], flow["duration"], self.tracker
+        end = ts + duration if duration > 0.0 else ts + 0.0  # as ts + max(0.0, duration)
         if flow["dport"] != 53:
             self.talkers.add(flow["profile"])
         if is_public(flow["daddr"]):
-            due = self.tracker.flow(flow["profile"], flow["daddr"], ts, end)
+            due = tracker.flow(flow["profile"], flow["daddr"], ts, end)
+        elif end > tracker.conn_clock:  # else the clock did not move: nothing falls due
+            due = tracker.conn_time(end)
         else:
-            due = self.tracker.conn_time(end)
+            return
         if due:
             self._judge(due)
 
     def on_new_dns(self, event: Mapping[str, Any]) -> None:
         self._on_dns(event)
-        due = self.tracker.dns_time(event["ts"])
-        if due:
-            self._judge(due)
+        if event["ts"] > self.tracker.dns_clock:
+            due = self.tracker.dns_time(event["ts"])
+            if due:
+                self._judge(due)
 
     def _on_dns(self, event: Mapping[str, Any]) -> None:
         saddr, daddr, dport = event["saddr"], event["daddr"], event["dport"]
@@ -127,9 +125,10 @@ class Dns(Module):
         else:
             self._check_private(event, name, answers)
             if self.has_conn and event["qtype_name"] in ("A", "AAAA"):
-                query = Query(event["profile"], saddr, name, event["ts"], event["tw"],
-                              event["uid"], [], 0)
-                self.tracker.query(query, [a for a in answers if is_public(a)])
+                ips = [a for a in answers if is_public(a)]
+                if ips:  # a name without public answers waits for nothing
+                    self.tracker.query(Query(event["profile"], saddr, name, event["ts"],
+                                             event["tw"], event["uid"], [], 0), ips)
 
     def on_tw_closed(self, event: Mapping[str, Any]) -> None:
         self.windows.pop((event["profile"], event["tw"]), None)
@@ -176,13 +175,13 @@ class Dns(Module):
         for level in powers(1, count - 1, count):
             if level == 1:
                 description = (f"{query.saddr} resolved {query.name} to "
-                               f"{_listed(query.answers, 3)} but connected to none of these "
+                               f"{listed(query.answers, 3)} but connected to none of these "
                                f"addresses within {self.wait:g} s of the query")
                 threat, confidence = "low", 0.2
             else:
                 description = (f"{query.saddr} resolved {level} internet names in this window "
                                f"without connecting to any of their addresses within "
-                               f"{self.wait:g} s (e.g. {_listed(names)})")
+                               f"{self.wait:g} s (e.g. {listed(names)})")
                 threat, confidence = "low", 0.5 if level < 100 else 0.8
             self.ctx.evidence(
                 "DNS_WITHOUT_CONNECTION", attacker=query.saddr, victim="",
@@ -253,7 +252,7 @@ class Dns(Module):
                 "PRIVATE_IP_DNS_ANSWER", attacker=saddr, victim="", threat_level="low",
                 confidence=0.5,
                 description=(f"the public name {name} resolved to the private address "
-                             f"{_listed(private, 3)} for {saddr} (DNS server "
+                             f"{listed(private, 3)} for {saddr} (DNS server "
                              f"{event['daddr'] or 'unknown'})"),
                 ts=event["ts"], tw=event["tw"], profile=event["profile"],
                 uids=(event["uid"],), key=name,
@@ -277,7 +276,7 @@ class Dns(Module):
                 confidence=(1.0 if level >= 100 * self.nx_threshold else 0.8) if high else 0.6,
                 description=(f"{event['saddr']} asked for {level} distinct names that do not "
                              f"exist (NXDOMAIN) in this window (e.g. "
-                             f"{_listed(win.nxdomains)})"),
+                             f"{listed(win.nxdomains)})"),
                 ts=event["ts"], tw=event["tw"], profile=event["profile"],
                 uids=tuple(list(win.nxdomains.values())[:MAX_UIDS]), key=f"names>={level}",
             )
@@ -298,7 +297,7 @@ class Dns(Module):
                 "DNS_ARPA_SCAN", attacker=saddr, victim="", threat_level="medium",
                 confidence=0.5,
                 description=(f"{saddr} made {in_burst} reverse DNS lookups within "
-                             f"{self.arpa_seconds:g} s (e.g. {_listed(burst.sample(5))})"),
+                             f"{self.arpa_seconds:g} s (e.g. {listed(burst.sample(5))})"),
                 ts=event["ts"], tw=event["tw"], profile=profile,
                 uids=tuple(list(win.reverse.values())[-MAX_UIDS:]),
                 key=f"names>={self.arpa_threshold}",
@@ -331,7 +330,7 @@ class Dns(Module):
                 type_, attacker=event["saddr"], victim="", threat_level=threat,
                 confidence=confidence,
                 description=f"{event['saddr']} had {level} {what} in this window "
-                            f"(e.g. {_listed(names)})",
+                            f"(e.g. {listed(names)})",
                 ts=event["ts"], tw=event["tw"], profile=event["profile"],
                 uids=tuple(list(names.values())[:MAX_UIDS]), key=f"names>={level}",
             )

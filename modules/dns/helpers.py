@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 MAX_UIDS = 10
@@ -23,6 +24,13 @@ _TXT_FRAME = re.compile(r"(?:^| )TXT \d+ ?")
 _KNOWN_TXT = re.compile(
     r"(v=(spf1|dkim1|dmarc1|stsv1|tlsrptv1|bimi1)\b|ms=|[\w.-]*(verification|verify|"
     r"validation|site-token)[\w.-]*[=:])", re.IGNORECASE)
+
+
+def listed(names: Mapping[str, str] | list[str], count: int = 5) -> str:
+    """The first ``count`` names, comma-separated, for evidence descriptions."""
+    items = list(names)
+    more = ", ..." if len(items) > count else ""
+    return ", ".join(items[:count]) + more
 
 
 def normalise(query: str) -> str:
@@ -114,3 +122,4 @@ class Burst:
 
     def sample(self, count: int) -> list[str]:
         return list(self.names)[:count]
+

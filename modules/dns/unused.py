@@ -128,7 +128,11 @@ class Contacts:
         if spans is None:  # not setdefault: that would build a dict per flow
             spans = self.spans[profile] = {}
         old = spans.pop(ip, None)
-        spans[ip] = (start, end) if old is None else (min(old[0], start), max(old[1], end))
+        if old is None:
+            spans[ip] = (start, end)
+        else:  # min() and max() without their calls, ties and NaNs alike
+            first, last = old
+            spans[ip] = (start if start < first else first, end if end > last else last)
         if len(spans) > self.per_profile:
             del spans[next(iter(spans))]
 
@@ -154,7 +158,7 @@ class AnswerTracker:
         self.wait = wait
         self.pending = Pending(per_host, PENDING_TOTAL)
         self.contacts = Contacts(CONTACTS_PER_HOST)
-        self.used = CappedSet(200_000)  # "profile|name" whose addresses it connected to
+        self.used = CappedSet(200_000)  # (profile, name) whose addresses it connected to
         self.conn_clock = -math.inf  # latest connection end seen
         self.dns_clock = -math.inf
         self.settled = -math.inf  # every record before this time has been delivered
@@ -165,7 +169,7 @@ class AnswerTracker:
             for query in self.pending.waiting_for(profile, ip):
                 if start <= query.ts + self.wait and end >= query.ts - self.wait:
                     self.pending.remove(query)
-                    self.used.add(f"{profile}|{query.name}")
+                    self.used.add((profile, query.name))
         # Only now: a long connection moves the clock past its own query.
         return self.conn_time(end)
 
@@ -177,7 +181,7 @@ class AnswerTracker:
 
     def query(self, query: Query, ips: list[str]) -> None:
         """A name resolved to public ``ips``; merged into the one waiting, if any."""
-        if ips and f"{query.profile}|{query.name}" not in self.used:
+        if ips and (query.profile, query.name) not in self.used:
             self._hold(query, ips)
 
     def dns_time(self, ts: float) -> list[Query]:
@@ -217,7 +221,7 @@ class AnswerTracker:
         if any(self.contacts.overlaps(query.profile, ip, lo, hi) for ip in ips):
             if waiting is not None:
                 self.pending.remove(query)
-            self.used.add(f"{query.profile}|{query.name}")
+            self.used.add((query.profile, query.name))
             return
         if waiting is None and not self.pending.add(query, hi):
             return
