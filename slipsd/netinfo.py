@@ -84,17 +84,25 @@ class LocalNetworks:
     """
 
     MAX_LEARNT = 4096
+    MAX_SOURCES = 65_536
 
     def __init__(self, configured: Iterable[str] = ()) -> None:
         self.configured = [ipaddress.ip_network(n, strict=False) for n in configured]
         self.learnt: set[Segment] = set()
+        # Sources learn() has had: learning one again changes nothing, so callers on a
+        # per-flow path test this set first and spare the call. Cleared when full
+        # (spoofed sources): that only costs the call again.
+        self.sources: set[str] = set()
 
     @property
     def guessing(self) -> bool:
         return not self.configured
 
     def learn(self, source_ip: str) -> None:
-        # Called for every flow: one cached lookup when there is something to learn.
+        sources = self.sources
+        if len(sources) >= self.MAX_SOURCES:
+            sources.clear()
+        sources.add(source_ip)
         if self.configured or len(self.learnt) >= self.MAX_LEARNT:
             return
         segment = _private_segment(source_ip)

@@ -69,6 +69,7 @@ class Correlation(Module):
         self.dns_clients = CappedSet(100_000)
         self.records = {"http": RecordIndex(self.match), "ssl": RecordIndex(self.match)}
         self.waiting = {kind: Deadlines(50_000) for kind in self.clocks}
+        self.judges = {"dns": self._judge_dns, "http": self._judge_app, "ssl": self._judge_app}
         self.windows: WindowState[Window] = WindowState(Window)
         self.available = {"dns", "http", "ssl"}  # until new_input says otherwise
 
@@ -80,23 +81,41 @@ class Correlation(Module):
         self.available = set(event["log_types"])
 
     def on_new_flow(self, flow: Flow) -> None:
-        self._saw(flow["ts"])
-        self.local.learn(flow["saddr"])
-        self._hold_for_dns(flow)
+        ts = flow["ts"]
+        if ts < self.start:
+            self.start = ts
+        saddr = flow["saddr"]
+        if saddr not in self.local.sources:
+            self.local.learn(saddr)
+        if "dns" in self.available:
+            self._hold_for_dns(flow)
         if flow["dport"] in APP_PROTOCOLS and flow["proto"] == "tcp":
             self._hold_for_app(flow)
 
     def on_new_dns(self, event: Mapping[str, Any]) -> None:
-        self._saw(event["ts"])
+        ts = event["ts"]
+        if ts < self.start:
+            self.start = ts
         resolved = self.resolved
         for answer in event["answers"]:
-            if isinstance(answer, str) and parse_ip(answer) is not None:
-                resolved.add(answer)
-        if event["saddr"]:
-            self.dns_clients.add(event["saddr"])
-        if event["daddr"]:
-            self.dns_servers.add(event["daddr"])
-        self._tick("dns", event["ts"])
+            # An answer already kept is an address: no parsing again.
+            if isinstance(answer, str):
+                if answer in resolved:
+                    resolved.move_to_end(answer)
+                elif parse_ip(answer) is not None:
+                    resolved.add(answer)
+        saddr, daddr = event["saddr"], event["daddr"]
+        clients, servers = self.dns_clients, self.dns_servers
+        if saddr in clients:
+            clients.move_to_end(saddr)
+        elif saddr:
+            clients.add(saddr)
+        if daddr in servers:
+            servers.move_to_end(daddr)
+        elif daddr:
+            servers.add(daddr)
+        if ts > self.clocks["dns"]:
+            self._tick("dns", ts)
 
     def on_new_http(self, event: Mapping[str, Any]) -> None:
         self._record("http", event)
@@ -122,46 +141,41 @@ class Correlation(Module):
 
     # ---- clocks ----
 
-    def _saw(self, ts: float) -> None:
+    def _record(self, kind: str, event: Mapping[str, Any]) -> None:
+        ts = event["ts"]
         if ts < self.start:
             self.start = ts
-
-    def _record(self, kind: str, event: Mapping[str, Any]) -> None:
-        self._saw(event["ts"])
-        self.records[kind].add(event["saddr"], event["daddr"], event["ts"], event["uid"])
-        self._tick(kind, event["ts"])
+        self.records[kind].add(event["saddr"], event["daddr"], ts, event["uid"])
+        if ts > self.clocks[kind]:
+            self._tick(kind, ts)
 
     def _tick(self, kind: str, ts: float) -> None:
         if ts > self.clocks[kind]:
             self.clocks[kind] = ts
-            self.waiting[kind].release(ts, self._judge(kind))
+            self.waiting[kind].release(ts, self.judges[kind])
 
     def _release(self) -> None:
         for kind, waiting in self.waiting.items():
-            waiting.release(max(self.clocks[kind], self.settled), self._judge(kind))
+            waiting.release(max(self.clocks[kind], self.settled), self.judges[kind])
 
     def _hold(self, kind: str, deadline: float, item: Held) -> None:
         # The other logs' queues hold nothing due: their clocks and settled released
         # them when they moved. Only this item can be (a late flow).
-        waiting, judge = self.waiting[kind], self._judge(kind)
+        waiting, judge = self.waiting[kind], self.judges[kind]
         waiting.push(deadline, item, judge)
         waiting.release(max(self.clocks[kind], self.settled), judge)
-
-    def _judge(self, kind: str) -> Any:
-        return self._judge_dns if kind == "dns" else self._judge_app
 
     # ---- CONNECTION_WITHOUT_DNS ----
 
     def _hold_for_dns(self, flow: Flow) -> None:
-        if "dns" not in self.available:
-            return
-        daddr, proto = flow["daddr"], flow["proto"]
+        proto = flow["proto"]
         if flow["dport"] in NO_NAME_PORTS or proto not in ("tcp", "udp"):
             return
         if proto == "tcp":
             answered = flow["state"] in ESTABLISHED and flow["sbytes"] + flow["dbytes"] > 0
         else:
             answered = flow["sbytes"] > 0 and flow["dbytes"] > 0
+        daddr = flow["daddr"]
         if not answered or daddr in self.resolved or not is_public(daddr):
             return
         win = self.windows.get(flow["tw"])

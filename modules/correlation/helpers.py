@@ -28,19 +28,32 @@ class RecordIndex:
     def __init__(self, width: float, uid_cap: int = 100_000) -> None:
         self.width = width
         self.buckets: dict[int, dict[tuple[str, str], tuple[float, float]]] = {}
-        self.uids = CappedSet(uid_cap)
+        self.uids: CappedSet[str] = CappedSet(uid_cap)
         self.seen = 0
 
     def add(self, saddr: str, daddr: str, ts: float, uid: str) -> None:
         self.seen += 1
         if uid:
-            self.uids.add(uid)
+            uids = self.uids
+            if uid in uids:
+                uids.move_to_end(uid)
+            else:
+                uids[uid] = None
+                if len(uids) > uids.cap:
+                    uids.popitem(last=False)
         bucket = int(ts // self.width)
         pairs = self.buckets.get(bucket)
         if pairs is None:  # not setdefault: that would build a dict per record
             pairs = self.buckets[bucket] = {}
-        old = pairs.get((saddr, daddr))
-        pairs[(saddr, daddr)] = (ts, ts) if old is None else (min(old[0], ts), max(old[1], ts))
+        pair = (saddr, daddr)
+        old = pairs.get(pair)
+        # Most records fall inside or after the span already kept: no new tuple then.
+        if old is None:
+            pairs[pair] = (ts, ts)
+        elif ts > old[1]:
+            pairs[pair] = (old[0], ts)
+        elif ts < old[0]:
+            pairs[pair] = (ts, old[1])
 
     def any_between(self, saddr: str, daddr: str, lo: float, hi: float) -> bool:
         first, last = int(lo // self.width), int(hi // self.width)

@@ -17,13 +17,14 @@ from slipsd.module import Module, Option
 from slipsd.netinfo import LocalNetworks, is_public, load_ports
 
 from .helpers import (
+    ESTABLISHED_STATES,
     MAX_KEYS,
+    UNCLEAR_STATES,
     Tally,
     Window,
     is_broadcast_like,
-    is_established,
     is_odd_private_target,
-    is_rejected,
+    ports_by_proto,
     put,
 )
 
@@ -56,6 +57,8 @@ class Flows(Module):
 
     def setup(self, config: Mapping[str, Any]) -> None:
         self.known = load_ports(config["ports_file"])
+        # proto -> known ports: a set lookup per flow instead of a (port, proto) tuple
+        self.known_ports = ports_by_proto(self.known)
         self.scanner_threshold = max(1, config["scanner_threshold"])
         self.reconnections = max(1, config["reconnections"])
         self.flow_bytes = int(config["flow_upload_mb"] * MB)
@@ -77,34 +80,58 @@ class Flows(Module):
 
     def on_new_flow(self, flow: Flow) -> None:
         f: Mapping[str, Any] = flow
-        if not f["saddr"]:
+        saddr = f["saddr"]
+        if not saddr:
             return  # no source, no profile: nothing to attribute the evidence to
         # Learn first, so the first flow of a host already counts it as local.
-        self.local.learn(f["saddr"])
+        if saddr not in self.local.sources:
+            self.local.learn(saddr)
         key = (f["profile"], f["tw"])
         w = self.windows.get(key)
         if w is None:
             w = self.windows[key] = Window()
         proto = f["proto"]
-        if proto in ("tcp", "udp"):
-            established = is_established(f)
-            if not established and not is_broadcast_like(f["daddr"]) \
-                    and len(w.unanswered) < self.scanner_threshold:
-                w.unanswered.add((f["daddr"], f["dport"]))
-                if len(w.unanswered) >= self.scanner_threshold:
-                    w.pending.clear()  # a scanner: its unknown ports are not news
-            if f["sport"] == 0 or f["dport"] == 0:
-                self._port_zero(w, f)
-            if proto == "tcp" and established and f["dport"] == _FTP_CONTROL \
-                    and len(w.ftp_servers) < MAX_KEYS:
-                w.ftp_servers.add(f["daddr"])
-            if is_rejected(f):
-                self._reconnection(w, f)
+        if proto == "tcp" or proto == "udp":
+            self._transport(w, f, proto)
+        daddr = f["daddr"]
+        if is_odd_private_target(daddr):
+            self._private_outside(w, f)
+        sent = f["sbytes"]
+        # Zeek derives orig_bytes from sequence numbers, so a broken stream can claim
+        # gigabytes; the IP bytes actually seen cap that.
+        ip_bytes = f.get("orig_ip_bytes")
+        if isinstance(ip_bytes, int) and 0 < ip_bytes < sent:
+            sent = ip_bytes
+        if sent > 0 and is_public(daddr):
+            self._upload(w, f, sent)
+
+    def _transport(self, w: Window, f: Mapping[str, Any], proto: str) -> None:
+        """The TCP and UDP detections.
+
+        Established: a handshake completed, or (when Zeek saw no handshake) data flowed.
+        Data letters alone do not count for S0/REJ/SH...: a one-way UDP packet is S0 with
+        history 'D', an unanswered attempt. Rejected: REJ, or a responder reset before
+        any data. Both inline: this runs for nearly every flow."""
+        state, history = f["state"], f["history"]
+        data = "D" in history or "d" in history
+        established = state in ESTABLISHED_STATES or (state in UNCLEAR_STATES and data)
+        dport = f["dport"]
+        if not established and len(w.unanswered) < self.scanner_threshold \
+                and not is_broadcast_like(f["daddr"]):
+            w.unanswered.add((f["daddr"], dport))
+            if len(w.unanswered) >= self.scanner_threshold:
+                w.pending.clear()  # a scanner: its unknown ports are not news
+        if f["sport"] == 0 or dport == 0:
+            self._port_zero(w, f)
+        if proto == "tcp" and established and dport == _FTP_CONTROL \
+                and len(w.ftp_servers) < MAX_KEYS:
+            w.ftp_servers.add(f["daddr"])
+        if state == "REJ" or ("r" in history and not data):
+            self._reconnection(w, f)
+        if dport != 0 and dport not in self.known_ports.get(proto, ()):
             self._unknown_port(w, f, established)
-            if proto == "tcp" and established:
-                self._many_ports(w, f)
-        self._private_outside(w, f)
-        self._upload(w, f)
+        if proto == "tcp" and established:
+            self._many_ports(w, f)
 
     def _report(self, w: Window, f: Mapping[str, Any], type_: str, key: str, threat: str,
                 confidence: float, description: str, uids: list[str] | None = None) -> None:
@@ -147,7 +174,7 @@ class Flows(Module):
 
     def _unknown_port(self, w: Window, f: Mapping[str, Any], established: bool) -> None:
         proto, sport, dport = f["proto"], f["sport"], f["dport"]
-        if dport == 0 or (dport, proto) in self.known or is_broadcast_like(f["daddr"]):
+        if is_broadcast_like(f["daddr"]):  # port 0 and known ports: tested by the caller
             return
         if proto == "udp" and sport > 1024 and dport > 1024:
             return  # peer-to-peer and media traffic lives on high UDP ports at both ends
@@ -181,7 +208,7 @@ class Flows(Module):
 
     def _many_ports(self, w: Window, f: Mapping[str, Any]) -> None:
         dport, daddr = f["dport"], f["daddr"]
-        if dport == 0 or (dport, "tcp") in self.known or daddr in w.ftp_servers:
+        if dport == 0 or dport in self.known_ports.get("tcp", ()) or daddr in w.ftp_servers:
             return
         ports = put(w.unnamed_ports, daddr, set)
         if ports is None or len(ports) >= self.ports:
@@ -194,9 +221,8 @@ class Flows(Module):
                          f"ports of {daddr} with no well-known service: {listed}")
 
     def _private_outside(self, w: Window, f: Mapping[str, Any]) -> None:
-        daddr = f["daddr"]
-        if not is_odd_private_target(daddr) or self.local.contains(daddr) \
-                or not self.local.contains(f["saddr"]):
+        daddr = f["daddr"]  # an odd private target: tested by the caller
+        if self.local.contains(daddr) or not self.local.contains(f["saddr"]):
             return
         # Guessed networks are /24s: a bigger LAN makes its neighbours look "outside".
         guessed = self.local.guessing
@@ -205,25 +231,21 @@ class Flows(Module):
                      f"local host {f['saddr']} connected to private address {daddr}:"
                      f"{f['dport']}/{f['proto']}, which is outside {where}")
 
-    def _upload(self, w: Window, f: Mapping[str, Any]) -> None:
-        sent = f["sbytes"]
-        # Zeek derives orig_bytes from sequence numbers, so a broken stream can claim
-        # gigabytes; the IP bytes actually seen cap that.
-        ip_bytes = f.get("orig_ip_bytes")
-        if isinstance(ip_bytes, int) and 0 < ip_bytes < sent:
-            sent = ip_bytes
-        if sent <= 0 or not is_public(f["daddr"]):
-            return
-        where = f"{f['daddr']}:{f['dport']}/{f['proto']}"
+    def _upload(self, w: Window, f: Mapping[str, Any], sent: int) -> None:
+        """``sent`` bytes (more than 0) went to a public address."""
         single = sent >= self.flow_bytes
         if single:
+            where = f"{f['daddr']}:{f['dport']}/{f['proto']}"
             self._report(w, f, "DATA_UPLOAD", f["uid"], "medium",
                          min(1.0, 0.5 * sent / self.flow_bytes),
                          f"{f['saddr']} sent {sent / MB:.1f} MB to {where} in one connection "
                          f"(threshold {self.flow_bytes / MB:g} MB)")
-        tally = put(w.uploads, f["daddr"], Tally)
-        if tally is None:
-            return
+        uploads = w.uploads
+        tally = uploads.get(f["daddr"])
+        if tally is None:  # helpers.put, inline: most flows go to a destination seen
+            if len(uploads) >= MAX_KEYS:
+                return
+            tally = uploads[f["daddr"]] = Tally()
         before = tally.total
         tally.add(f["uid"], sent)
         if not before < self.window_bytes <= tally.total or (single and tally.count == 1):

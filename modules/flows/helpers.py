@@ -12,41 +12,25 @@ from slipsd.netinfo import is_group, is_private, parse_ip
 # Zeek conn_state values where both sides exchanged packets after a handshake.
 ESTABLISHED_STATES = frozenset({"SF", "S1", "S2", "S3", "RSTO", "RSTR"})
 # States whose history letters are not enough to say anything (no handshake seen).
-_UNCLEAR_STATES = frozenset({"OTH", ""})
+UNCLEAR_STATES = frozenset({"OTH", ""})
 # Per-window collections stop growing here: a flood of distinct destinations must
 # not grow memory; what comes after the cap is ignored (deterministically).
 MAX_KEYS = 10_000
 MAX_UIDS = 10
 
 
-def has_data(history: str) -> bool:
-    return "D" in history or "d" in history
-
-
-def is_established(flow: Mapping[str, Any]) -> bool:
-    """A handshake completed, or (when Zeek saw no handshake) data flowed.
-
-    Data letters alone do not count for S0/REJ/SH...: a one-way UDP packet is S0
-    with history 'D', and that is an unanswered attempt, not a connection.
-    """
-    state = flow["state"]
-    if state in ESTABLISHED_STATES:
-        return True
-    return state in _UNCLEAR_STATES and has_data(flow["history"])
-
-
-def is_rejected(flow: Mapping[str, Any]) -> bool:
-    """The responder refused: REJ, or a responder reset before any data."""
-    if flow["state"] == "REJ":
-        return True
-    history = flow["history"]
-    return "r" in history and not has_data(history)
-
-
 def is_broadcast_like(addr: str) -> bool:
     """Multicast, the limited broadcast, or x.x.x.255: a directed broadcast on the usual
     /24 (or larger) LANs. Such traffic is discovery chatter, not a connection."""
     return is_group(addr) or ("." in addr and addr.endswith(".255"))
+
+
+def ports_by_proto(known: Mapping[tuple[int, str], str]) -> dict[str, frozenset[int]]:
+    """The ports of a load_ports table, per protocol."""
+    found: dict[str, set[int]] = {}
+    for port, proto in known:
+        found.setdefault(proto, set()).add(port)
+    return {proto: frozenset(ports) for proto, ports in found.items()}
 
 
 @functools.lru_cache(maxsize=16384)

@@ -104,8 +104,11 @@ class DomainList:
 
 def normalize_host(host: object) -> str:
     """A Host header or server name without port, trailing dot and case."""
-    if not isinstance(host, str):
-        return ""
+    return _normalize(host) if isinstance(host, str) else ""
+
+
+@functools.lru_cache(maxsize=_CACHE_CAP)  # every http and ssl record; servers repeat all day
+def _normalize(host: str) -> str:
     host = host.strip().lower()
     if host.startswith("["):
         return host[1:].partition("]")[0]

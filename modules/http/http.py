@@ -262,8 +262,7 @@ class Http(Module):
             self._report_paste(tls, size, tls=True)
 
     def on_new_flow(self, flow: Flow) -> None:
-        tls = self.pairs.conn(flow["uid"], flow["ts"], flow["duration"], flow["dbytes"],
-                              flow["service"])
+        tls = self.pairs.conn(flow)
         if tls is not None:
             self._report_paste(tls, flow["dbytes"], tls=True)
 

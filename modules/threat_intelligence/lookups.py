@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from slipsd.intel import Index, Match
 from slipsd.intel._format import ip_key
 from slipsd.netinfo import is_group, is_public
 
 LOOKUPS_CAP = 50_000  # answers remembered per kind of lookup (then forgotten at once)
+# What the tables' get() returns for a value never looked up. Handlers read the tables
+# themselves first: a hit then costs a dict lookup instead of a method call.
+MISSING: Any = object()
 
 
 class Lookups:
@@ -20,14 +25,14 @@ class Lookups:
         self.index = index
         self.has_ips = index.has_ips()
         self.has_domains = bool(index.domains)
-        self._ips: dict[str, Match | None] = {}
-        self._domains: dict[str, Match | None] = {}
-        self._answers: dict[str, Match | None] = {}
+        self.ips: dict[str, Match | None] = {}
+        self.domains: dict[str, Match | None] = {}
+        self.answers: dict[str, Match | None] = {}
 
     def ip(self, ip: str) -> Match | None:
         """A listed address; a listed network holding it only if it is public (feeds
         that list bogon ranges, 10.0.0.0/8..., would otherwise flag every local flow)."""
-        ips = self._ips
+        ips = self.ips
         if ip in ips:
             return ips[ip]
         if len(ips) >= LOOKUPS_CAP:
@@ -37,7 +42,7 @@ class Lookups:
         return found
 
     def domain(self, name: str) -> Match | None:
-        domains = self._domains
+        domains = self.domains
         if name in domains:
             return domains[name]
         if len(domains) >= LOOKUPS_CAP:
@@ -47,7 +52,7 @@ class Lookups:
 
     def answer(self, answer: str) -> Match | None:
         """A DNS answer: an address, or a name (CNAME, MX...) when it looks like one."""
-        answers = self._answers
+        answers = self.answers
         if answer in answers:
             return answers[answer]
         if len(answers) >= LOOKUPS_CAP:

@@ -23,7 +23,7 @@ from slipsd.intel._format import ip_key
 from slipsd.module import Module, Option
 from slipsd.netinfo import is_public, shipped_data
 
-from .lookups import Lookups
+from .lookups import MISSING, Lookups
 
 _TLS_FIELDS = (("ja3", "client JA3"), ("ja3s", "server JA3S"), ("ja4", "client JA4"),
                ("ja4s", "server JA4S"))
@@ -160,18 +160,25 @@ class ThreatIntelligence(Module):
         return lookups
 
     def on_new_flow(self, flow: Flow) -> None:
-        lookups = self._current()
+        lookups = self._lookups
+        if lookups.index is not self.index:
+            lookups = self._current()
         index = lookups.index
         profile, saddr, daddr = flow["profile"], flow["saddr"], flow["daddr"]
         other = daddr if profile == saddr else saddr
         if lookups.has_ips:
-            match = lookups.ip(other)
+            ips = lookups.ips
+            match = ips.get(other, MISSING)
+            if match is MISSING:
+                match = lookups.ip(other)
             if match is not None:
                 inside = "" if match.exact else f" (in {match.indicator})"
                 self._report("BLACKLISTED_IP", flow, match, attacker=profile, victim=other,
                              what=f"{profile} connected to {other}{inside} on {_port(flow)}",
                              confidence=_confidence(match))
-            match = lookups.ip(profile)
+            match = ips.get(profile, MISSING)
+            if match is MISSING:
+                match = lookups.ip(profile)
             if match is not None:
                 inside = "" if match.exact else f" (in {match.indicator})"
                 self._report("BLACKLISTED_IP", flow, match, attacker=profile, victim=other,
@@ -193,17 +200,24 @@ class ThreatIntelligence(Module):
                      confidence=_confidence(match))
 
     def on_new_dns(self, event: Event) -> None:
-        lookups = self._current()
+        lookups = self._lookups
+        if lookups.index is not self.index:
+            lookups = self._current()
         query = str(event.get("query") or "")
         profile = event["profile"]
         if query and lookups.has_domains:
-            match = lookups.domain(query)
+            match = lookups.domains.get(query, MISSING)
+            if match is MISSING:
+                match = lookups.domain(query)
             if match is not None:
                 self._domain(event, match, f"{profile} asked DNS for {query}")
+        answers = lookups.answers
         for answer in event.get("answers") or ():
             if not isinstance(answer, str) or not answer:
                 continue
-            match = lookups.answer(answer)
+            match = answers.get(answer, MISSING)
+            if match is MISSING:
+                match = lookups.answer(answer)
             if match is not None:
                 how = "" if match.exact else f" (in {match.indicator})"
                 self._report("BLACKLISTED_DNS_ANSWER", event, match, attacker=profile,
@@ -239,12 +253,16 @@ class ThreatIntelligence(Module):
                          confidence=_confidence(match))
 
     def on_new_ssl(self, event: Event) -> None:
-        lookups = self._current()
+        lookups = self._lookups
+        if lookups.index is not self.index:
+            lookups = self._current()
         index = lookups.index
         profile, daddr = event["profile"], event["daddr"]
         sni = str(event.get("server_name") or "")
         if sni and lookups.has_domains:
-            match = lookups.domain(sni)
+            match = lookups.domains.get(sni, MISSING)
+            if match is MISSING:
+                match = lookups.domain(sni)
             if match is not None:
                 self._domain(event, match, f"{profile} opened TLS to {daddr} for {sni}")
         if not index.fingerprints:

@@ -17,6 +17,7 @@ run ends; without x509.log it is judged from ssl.log alone.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,10 +41,13 @@ from .certs import (
     memo,
     self_signed_status,
 )
+from .records import Facts as _Facts
+from .records import TlsRecord as _Tls
 
 CERTS_CAP = 20_000  # certificates remembered (Zeek >= 5 logs each only once a day)
 WAITING_CAP = 20_000  # ssl records waiting for their certificate
 FACTS_CAP = 4096  # (certificate, names, server) combinations whose facts are kept
+QUIET_CAP = 8192  # ... with validation status and Zeek's SNI verdict, that report nothing
 # Public CAs of companies that also have their own certificates: their name in an
 # issuer says nothing about who the certificate is for.
 PUBLIC_CAS = ["O=Google Trust Services", "O=Amazon", "CN=Microsoft Azure", "O=Cloudflare"]
@@ -55,53 +59,6 @@ TIME_ONLY = ("certificate has expired", "certificate is not yet valid")
 class _Seen:
     keys: set[tuple[str, str, str]] = field(default_factory=set)
     per_type: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class _Facts:
-    """What a certificate, the SNI and the server's address say, whoever the client:
-    the same few servers answer most connections, so these are computed once each."""
-
-    subjects: tuple[str, ...]
-    issuers: tuple[str, ...]
-    cns: tuple[str, ...]
-    names: tuple[str, ...]
-    sni: str
-    covered: bool
-    likely_covered: bool
-    sni_owner: str | None
-    server_owners: frozenset[str]
-
-
-@dataclass(slots=True)  # not frozen: a frozen dataclass is slower to build, per record
-class _Tls:
-    """One ssl record with everything known about its certificate."""
-
-    event: Mapping[str, Any]
-    cert: Cert | None
-    subjects: tuple[str, ...]
-    issuers: tuple[str, ...]
-    cns: tuple[str, ...]  # the subjects' common names
-    names: tuple[str, ...]  # certificate names: CNs, then SANs
-    sni: str
-    status: str
-    covered: bool  # the certificate's names cover the SNI
-    # Covered, or only the CN is known (no x509 record) and it is in the SNI's domain:
-    # certificates nearly always list their CN's siblings as alternative names.
-    likely_covered: bool
-    sni_owner: str | None  # well-known organisation owning the SNI's domain
-    server_owners: frozenset[str]  # ... owning the server's address or its AS
-
-    @property
-    def sans_known(self) -> bool:
-        return self.cert is not None
-
-    @property
-    def self_issued(self) -> bool:
-        """A leaf (not a CA) whose issuer is its own subject."""
-        if not (self.subjects and self.issuers) or (self.cert and self.cert.is_ca):
-            return False
-        return self.subjects[0] == self.issuers[0]
 
 
 class Tls(Module):
@@ -134,6 +91,10 @@ class Tls(Module):
         self.ip_owner = memo(4096, self._ip_owner)
         self.domain_owner = memo(4096, self._domain_owner)
         self.facts: Lru[tuple[Any, ...], _Facts] = Lru(FACTS_CAP)
+        # Whether a record makes evidence depends on these only (not on the client), and
+        # most records make none: such combinations skip the judgement.
+        self.quiet: OrderedDict[tuple[Any, ...], None] = OrderedDict()  # an LRU, inline
+        self.tried = 0  # reports attempted, to tell quiet combinations
 
     # ---- events ----
 
@@ -147,7 +108,7 @@ class Tls(Module):
     def on_new_ssl(self, event: Mapping[str, Any]) -> None:
         leaf = leaf_id(event)
         if not leaf or leaf in self.certs or self.x509_clock >= event["ts"] + self.hold:
-            self._judge(event)
+            self._judge(event, leaf)
         else:
             self.waiting.push(event["ts"] + self.hold, event, self._judge)
 
@@ -162,21 +123,37 @@ class Tls(Module):
 
     # ---- judgement ----
 
-    def _judge(self, event: Mapping[str, Any]) -> None:
-        leaf = leaf_id(event)
+    def _judge(self, event: Mapping[str, Any], leaf: str | None = None) -> None:
+        if leaf is None:
+            leaf = leaf_id(event)
         cert = self.certs.get(leaf) if leaf else None
-        key = (cert, _str(event.get("subject")), _str(event.get("issuer")),
-               _str(event.get("server_name")), event["daddr"])
+        get = event.get
+        subject, issuer, name, status = (get("subject"), get("issuer"), get("server_name"),
+                                         get("validation_status"))
+        key = (cert, subject if isinstance(subject, str) else "",
+               issuer if isinstance(issuer, str) else "",
+               name if isinstance(name, str) else "", event["daddr"])
+        status = status if isinstance(status, str) else ""
+        zeek_says = get("sni_matches_cert")  # only its being True or False counts
+        verdict = (key, status, zeek_says if isinstance(zeek_says, bool) else None)
+        quiet = self.quiet
+        if verdict in quiet:
+            quiet.move_to_end(verdict)
+            return
         f = self.facts.get(key)
         if f is None:
             f = self._facts(*key)
             self.facts.put(key, f)
-        tls = _Tls(event, cert, f.subjects, f.issuers, f.cns, f.names, f.sni,
-                   _str(event.get("validation_status")), f.covered, f.likely_covered,
-                   f.sni_owner, f.server_owners)
+        tls = _Tls(event, cert, f.subjects, f.issuers, f.cns, f.names, f.sni, status,
+                   f.covered, f.likely_covered, f.sni_owner, f.server_owners)
+        tried = self.tried
         self._self_signed(tls)
         self._incompatible_org(tls)
         self._mismatch(tls)
+        if self.tried == tried:
+            quiet[verdict] = None
+            if len(quiet) > QUIET_CAP:
+                quiet.popitem(last=False)
 
     def _facts(self, cert: Cert | None, subject: str, issuer: str, server_name: str,
                daddr: str) -> _Facts:
@@ -304,6 +281,7 @@ class Tls(Module):
 
     def _report(self, kind: str, ev: Mapping[str, Any], key: str, confidence: float,
                 level: str, description: str) -> None:
+        self.tried += 1
         profile, tw = ev["profile"], ev["tw"]
         seen = self.windows.get(tw).setdefault(profile, _Seen())
         ident = (kind, ev["daddr"], key)
@@ -316,10 +294,6 @@ class Tls(Module):
             confidence=round(confidence, 3), description=description, ts=ev["ts"], tw=tw,
             profile=profile, uids=(ev["uid"],), key=key,
         )
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def _distinct(*texts: str) -> tuple[str, ...]:
