@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from slipsd.sensors._flowmeter_dns import QCLASSES, QTYPES, RCODES
-from slipsd.sensors._flowmeter_plugin import Track
+from slipsd.sensors._flowmeter_track import Track
 
 Record = dict[str, Any]
 PROTOS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}  # Zeek logs ICMPv6 as icmp too
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_B62_PAIRS = tuple(_B62[n % 62] + _B62[n // 62] for n in range(62 * 62))  # low digit first
 _NO_MAC = ("", "00:00:00:00:00:00")
 # Request -> reply types: Zeek puts the reply type in id.resp_p, the code otherwise.
 ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17, 10: 9, 9: 10}
@@ -34,11 +35,12 @@ def make_uid(prefix: str, *parts: object) -> str:
     """A Zeek-looking uid (prefix + 17 base62 chars) that only depends on ``parts``."""
     digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=13).digest()
     number = int.from_bytes(digest, "big")
-    chars = []
-    for _ in range(17):
-        number, rest = divmod(number, 62)
-        chars.append(_B62[rest])
-    return prefix + "".join(chars)
+    chars = [prefix]
+    for _ in range(8):  # two base62 digits a step (a uid per flow: the loop shows in profiles)
+        number, rest = divmod(number, 3844)
+        chars.append(_B62_PAIRS[rest])
+    chars.append(_B62[number % 62])  # the 17th and last digit (least significant first)
+    return "".join(chars)
 
 
 def tcp_state(hist: str, orig_pkts: int, resp_pkts: int) -> str:

@@ -10,7 +10,9 @@ instead of NFlows: the same flow, whose update hands ZeekTracker NFStream's C pa
 reads (not for a flow's first packet without payload, nor for TLS packets whose first
 byte says all _tls needs), and skips the per-packet copy of the flow's fields out of C:
 NFlow.expire copies them all at the end, as it does for NFStream without plugins, so what
-the flow carries out is unchanged.
+the flow carries out is unchanged. The fields count() needs are read from the C packet in one
+unpack (_flowmeter_cpacket), and an ended FastFlow crosses to the streamer's process as an
+EndedFlow, the fields the logs are made of (_flowmeter_ended).
 
 This leans on NFStream internals (meter.consume creating flows as ``meter.NFlow``,
 NFlow.__init__'s and NFlow.update's arguments, the C packet's fields), so it is used only
@@ -27,23 +29,26 @@ from collections.abc import Iterator
 from typing import Any
 
 import nfstream  # type: ignore[import-untyped]
+from nfstream import engine as nf_engine
 from nfstream import flow as nf_flow
 from nfstream import meter as nf_meter
 
 from slipsd.sensors._flowmeter_apps import TLS_HANDSHAKE
+from slipsd.sensors._flowmeter_cpacket import packet_reader
+from slipsd.sensors._flowmeter_ended import ended_reduction
 from slipsd.sensors._flowmeter_plugin import (
     HEAD_BYTES,
     HTTP,
     NONE,
     TLS,
     TLS_PACKETS,
-    Track,
     ZeekTracker,
-    count,
+    history,
     http_start,
     inspect_payload,
     payload_head,
 )
+from slipsd.sensors._flowmeter_track import Track
 
 CHECKED_VERSIONS = ("6.5.", "6.6.")
 _UPDATE_ARGS = ("self", "packet", "idle_timeout", "active_timeout", "ffi", "lib", "udps", "sync",
@@ -53,6 +58,11 @@ _INIT_ARGS = ("self", "packet", "ffi", "lib", "udps", "sync", "accounting_mode",
 _ICMP = (1, 58)
 _TLS_CCS_OR_DATA = (0x14, 0x17)  # ChangeCipherSpec, application data: see _tls
 _pythonize = nf_flow.pythonize_packet
+# The C packet's fields count() reads, in one unpack (None: not this NFStream's layout, which
+# supported() refuses).
+_READER = packet_reader(nf_engine.create_engine()[0])
+if _READER is not None:
+    _read, _READ_SIZE, _KINDS = _READER.unpack, _READER.size, _READER.kinds
 
 
 class FastFlow(nf_flow.NFlow):  # type: ignore[misc]
@@ -93,8 +103,29 @@ class FastFlow(nf_flow.NFlow):  # type: ignore[misc]
         # No self.sync() here: it copies counters and nDPI's findings out of C, and expire()
         # copies them all again (NFStream's meter_expire_flow marks detection done to force
         # that copy: it is how NFStream without plugins gets them), so only the last copy counts.
-        _on_c_packet(packet, ffi, self)  # ZeekTracker.on_update, for the C packet
+        # Then ZeekTracker.on_update for the C packet, with count() inline (keep the two alike):
+        # this runs for every packet, where two calls more cost about as much as the counting.
+        track = self.udps.track
+        direction, flags, ip_size, payload_size = _read(ffi.buffer(packet, _READ_SIZE))
+        if direction:
+            track.ipb1 += ip_size
+        else:
+            track.ipb0 += ip_size
+        if track.tcp:
+            key = 1 << (direction | _KINDS[flags] | (payload_size > 0) << 5)
+            if not track.hkeys & key:
+                track.hkeys |= key
+                history(track, packet, direction)
+        if track.app and payload_size:
+            _on_payload(packet, ffi, self, track)
         return None  # (ZeekTracker never ends a flow itself: no expiration_id -1 to check)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # How the meter hands an ended flow over: on a flowmeter's meter, as an EndedFlow
+        # (the fields the logs are made of, see _flowmeter_ended), NFStream's way elsewhere.
+        if _checked[0] is None:
+            return super().__reduce_ex__(protocol)
+        return ended_reduction(self)
 
 
 # The plugin list of this meter once _check found it to be the flowmeter's: the check is then
@@ -109,17 +140,14 @@ def _check(udps: Any, statistics: bool, splt: int) -> bool:
     return True
 
 
-def _on_c_packet(cpkt: Any, ffi: Any, flow: Any) -> None:
-    """ZeekTracker.on_update for NFStream's C packet."""
-    track = flow.udps.track
-    count(track, cpkt)
+def _on_payload(cpkt: Any, ffi: Any, flow: Any, track: Track) -> None:
+    """The rest of ZeekTracker.on_update for a C packet with payload, in a flow still read."""
     app = track.app
-    if app and cpkt.payload_size:
-        if app == HTTP and not track.buf and not http_start(_c_head(cpkt, ffi, flow)):
-            return  # body bytes (see ZeekTracker.on_update)
-        if app == TLS and track.msgs and _tls_after_hello(track, cpkt):
-            return
-        inspect_payload(track, _pythonize(cpkt, ffi, flow))
+    if app == HTTP and not track.buf and not http_start(_c_head(cpkt, ffi, flow)):
+        return  # body bytes (see ZeekTracker.on_update)
+    if app == TLS and track.msgs and _tls_after_hello(track, cpkt):
+        return
+    inspect_payload(track, _pythonize(cpkt, ffi, flow))
 
 
 def _tls_after_hello(track: Track, cpkt: Any) -> bool:
@@ -158,7 +186,8 @@ def _c_head(cpkt: Any, ffi: Any, flow: Any) -> bytes:
 def supported() -> bool:
     """Whether this NFStream is one FastFlow was checked against."""
     version = str(getattr(nfstream, "__version__", ""))
-    if not version.startswith(CHECKED_VERSIONS) or nf_meter.NFlow is not nf_flow.NFlow:
+    if (not version.startswith(CHECKED_VERSIONS) or nf_meter.NFlow is not nf_flow.NFlow
+            or _READER is None):
         return False
     update = tuple(inspect.signature(nf_flow.NFlow.update).parameters)
     init = tuple(inspect.signature(nf_flow.NFlow.__init__).parameters)

@@ -32,10 +32,10 @@ from slipsd.sensors._flowmeter_apps import (
     tls_record_size,
 )
 from slipsd.sensors._flowmeter_dns import parse_dhcp, parse_dns
+from slipsd.sensors._flowmeter_track import Track
 
 DNS_PORTS = frozenset({53, 137, 5353, 5355})
 DHCP_PORTS = frozenset({67, 68})
-MAX_MESSAGES = 10_000  # application records kept per flow (a flood on one 5-tuple)
 MAX_PENDING = 256  # DNS queries per flow waiting for their answer
 SNIFF_PACKETS = 4  # payload packets of a TCP flow looked at to find its protocol
 TLS_PACKETS = 12  # payload packets after the ClientHello looked at for the rest
@@ -47,36 +47,6 @@ _ACTIVE_EXPIRY = 1  # NFlow.expiration_id of a flow ended by the active timeout 
 
 # Application handlers (ints so that a Track pickles without references to code).
 NONE, SNIFF, HTTP, TLS, SSH, DNS, DNS_TCP, DHCP = range(8)
-
-
-class Track:
-    """Everything the flowmeter learns about one flow packet by packet."""
-
-    __slots__ = ("answered", "app", "buf", "buf_ts", "client", "errors", "hist", "hkeys", "icmp",
-                 "ipb0", "ipb1", "msgs", "orig", "pending", "seen", "tcp")
-
-    def __init__(self) -> None:
-        self.hist = ""
-        self.hkeys = 0  # bit per packet kind (_history_key) whose history letters are in hist
-        self.ipb0 = self.ipb1 = 0
-        self.icmp: tuple[int, int] | None = None
-        self.tcp = False
-        self.app = NONE
-        self.buf = b""  # a message head being gathered from several segments
-        self.buf_ts = 0
-        self.client = -1  # direction (0/1) of the TLS/HTTP client, once known
-        self.seen = 0
-        self.answered = 0  # HTTP requests that got their reply
-        self.errors = 0
-        self.msgs: list[tuple[str, dict[str, Any]]] = []
-        self.pending: dict[int, dict[str, Any]] = {}
-        # (address, port) that began the connection this flow continues after an active
-        # timeout cut it; None for a flow that starts a connection.
-        self.orig: tuple[str, int] | None = None
-
-    def add(self, kind: str, rec: dict[str, Any]) -> None:
-        if len(self.msgs) < MAX_MESSAGES:
-            self.msgs.append((kind, rec))
 
 
 def _payload(pkt: Any) -> bytes:
@@ -154,7 +124,8 @@ class ZeekTracker(nfstream.NFPlugin):  # type: ignore[misc]
 
 def count(track: Track, pkt: Any) -> None:
     """IP bytes and history letters of one packet: an NFPacket, or NFStream's C packet, which
-    has the same fields under the same names (see _flowmeter_fast)."""
+    has the same fields under the same names (_flowmeter_fast, whose FastFlow.update does the
+    same inline for every packet after a flow's first: change both)."""
     direction = pkt.direction
     if direction:
         track.ipb1 += pkt.ip_size
@@ -167,7 +138,7 @@ def count(track: Track, pkt: Any) -> None:
                     | (pkt.payload_size > 0) << 5)
         if not track.hkeys & key:
             track.hkeys |= key
-            _history(track, pkt, _LETTERS[direction])
+            history(track, pkt, direction)
 
 
 def inspect_payload(track: Track, pkt: Any) -> None:
@@ -201,7 +172,9 @@ def _originator(flow: Any, track: Track) -> tuple[str, int]:
     return flow.src_ip, flow.src_port
 
 
-def _history(track: Track, pkt: Any, letters: str) -> None:
+def history(track: Track, pkt: Any, direction: int) -> None:
+    """Add the history letters of a TCP packet of a kind (see count) new to the flow."""
+    letters = _LETTERS[direction]
     hist = track.hist
     if pkt.syn:
         letter = letters[1] if pkt.ack else letters[0]

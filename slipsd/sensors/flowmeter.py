@@ -36,7 +36,8 @@ from slipsd.sensors._flowmeter_conn import flow_records, make_uid
 from slipsd.sensors._flowmeter_dhcp import DhcpLog
 from slipsd.sensors._flowmeter_fast import fast_meters
 from slipsd.sensors._flowmeter_out import SortedLog
-from slipsd.sensors._flowmeter_plugin import Track, ZeekTracker
+from slipsd.sensors._flowmeter_plugin import ZeekTracker
+from slipsd.sensors._flowmeter_track import Track
 
 __all__ = ["CaptureError", "FlowmeterStats", "write_zeek_logs"]
 

@@ -51,7 +51,7 @@ from slipsd.sensors.zeek import STOP_ORDER
 from slipsd.supervision import ProcessSpec, Restart
 
 if TYPE_CHECKING:
-    from slipsd.sensors._flowmeter_plugin import Track
+    from slipsd.sensors._flowmeter_track import Track
 
 # NFStream (and the plugin and conversion modules that import it, pandas along) are
 # imported where a flowmeter runs: the daemon imports this module for
