@@ -26,7 +26,7 @@ the sweep's own once it sees window C in Redis, which is only after this.
   So does the return of an address forgotten at this advance, until the next one: the
   sweep that drops it runs about then, and may not have read its return yet.
 
-Every announcement is also dated in the sweep's index (``dated``: the address and the
+Every announcement is also dated in the sweep's index (``new``: the address and the
 window it was announced in, written by the store with ZADD GT in the same script as
 ``ips``), and the sweep drops an address only if its date is still old at that moment.
 So an address announced again (one that passes, or one forgotten here earlier than the
@@ -58,10 +58,10 @@ class Addresses:
         # The hot path's set: addresses that need no more work in the open window (all
         # of them, when nothing is forgotten). "" stands for a missing address.
         self.seen: set[str] = {""}
-        self.new: list[str] = []  # announced since the last store write: for ``ips``
-        # With keep_windows, the same with the window each was announced in (the newest):
-        # for the retention index, which must not drop them before that window expires.
-        self.dated: dict[str, int] = {}
+        # Announced since the last store write, with the newest window each was announced
+        # in: for ``ips``, and with keep_windows also for the retention index, which must
+        # not drop them before that window expires.
+        self.new: dict[str, int] = {}
         self._marks: dict[str, int] = {}  # remembered -> window of its last counted sighting
         self._passing: set[str] = set()  # announced in the open window, not counted
         self._stale: set[str] = set()  # forgotten at the last advance by their marks
@@ -108,9 +108,8 @@ class Addresses:
             self._passing.add(ip)
 
     def _announce(self, ip: str, ts: float, tw: int) -> None:
-        self.new.append(ip)
-        if self.keep and tw > self.dated.get(ip, -1):
-            self.dated[ip] = tw
+        if tw > self.new.get(ip, -1):
+            self.new[ip] = tw
         self._emit(NEW_IP, {"ip": ip, "ts": ts})
 
     def forget(self, open_tw: int) -> int:

@@ -268,13 +268,12 @@ class Profiler:
             if members is None:
                 members = windows[tw] = set()
             members.add(ip)
-        new_ips, dated = self._addresses.new, self._addresses.dated
+        new_ips = self._addresses.new
         if new_ips or changed or self._pending_counts:
-            self._store.write_traffic(new_ips, changed, self._deltas, self._pending_counts,
-                                      dated)
+            self._store.write_traffic(list(new_ips), changed, self._deltas, self._pending_counts,
+                                      new_ips if self._keep else None)
         # Cleared, not replaced: feed_all holds them.
         new_ips.clear()
-        dated.clear()
         self._deltas.clear()
         self._pending_counts = {}
 

@@ -24,7 +24,7 @@ from slipsd.modtools import Deadlines
 from slipsd.module import Module, Option
 from slipsd.netinfo import is_group, is_public, parse_ip
 
-from .helpers import Capped, Held, Track, TrackKey, Tracks, Waiting, domain
+from .helpers import Capped, Held, Track, TrackKey, Tracks, domain
 from .stats import Rhythm, rhythm, timely
 
 DEFAULT_IGNORED = ["53", "67", "68", "123", "137", "138", "161", "162", "853", "1900",
@@ -88,7 +88,7 @@ class Beaconing(Module):
         self.tracks = Tracks(int(config["max_destinations"]))
         self.uid_names: Capped[str, str] = Capped(UID_NAMES_CAP)
         self.ip_names: Capped[tuple[str, str], str] = Capped(IP_NAMES_CAP)
-        self.waiting = Waiting(HELD_CAP)
+        self.waiting: Deadlines[Held] = Deadlines(HELD_CAP)
         self.clocks = dict.fromkeys(NAME_CHANNELS, -math.inf)
         self.settled = -math.inf  # every event before this traffic time was delivered
         # Held flows are placed up to here: the slowest naming log's clock, or settled.

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import functools
-import heapq
 from array import array
-from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
@@ -138,53 +136,6 @@ class Tracks:
         if len(self.old) > self.cap:
             self.old.popitem(last=False)
             self.evicted += 1
-
-
-class Waiting:
-    """Held flows until traffic time passes their deadline, in (deadline, arrival) order,
-    as ``slipsd.modtools.Deadlines`` releases them, judging the oldest early past ``cap``.
-
-    Flows arrive nearly in time order: those whose deadline is not before the last one
-    queued go in a plain FIFO, the few late ones in a heap, and the two are merged as
-    they are released. That saves a heap operation, O(log n), on nearly every flow.
-    """
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self._line: deque[tuple[float, int, Held]] = deque()
-        self._late: list[tuple[float, int, Held]] = []
-        self._seq = 0  # ties keep arrival order
-
-    def __len__(self) -> int:
-        return len(self._line) + len(self._late)
-
-    def push(self, deadline: float, held: Held, judge: Callable[[Held], None]) -> None:
-        self._seq += 1
-        line = self._line
-        if not line or deadline >= line[-1][0]:
-            line.append((deadline, self._seq, held))
-        else:
-            heapq.heappush(self._late, (deadline, self._seq, held))
-        while len(line) + len(self._late) > self.cap:
-            judge(self._pop())
-
-    def release(self, now: float, judge: Callable[[Held], None]) -> None:
-        """Judge every flow whose deadline is at or before ``now``."""
-        line, late = self._line, self._late
-        while late:
-            first = line[0] if line and line[0] < late[0] else late[0]
-            if first[0] > now:
-                return
-            judge(self._pop())
-        # Only the FIFO is left (judging a flow queues none).
-        while line and line[0][0] <= now:
-            judge(line.popleft()[2])
-
-    def _pop(self) -> Held:
-        line, late = self._line, self._late
-        if late and (not line or late[0] < line[0]):
-            return heapq.heappop(late)[2]
-        return line.popleft()[2]
 
 
 class Capped(Generic[K, V]):
