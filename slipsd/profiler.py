@@ -2,7 +2,8 @@
 
 Runs inside the ingest process, right after parsing, so a flow never pays a
 process hop between reading and profiling. All state of a run's profiles is
-written to the store in one pipeline per batch.
+written to the store in one pipeline per batch. Which windows are closed, and the
+tw_closed events, are kept by slipsd/profiler_windows.py.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from slipsd._seen import Addresses, forget_profiles
-from slipsd.events import TW_CLOSED
+from slipsd.profiler_windows import TimeWindows
 from slipsd.store import Producer, Store
 from slipsd.store._traffic import WindowDelta
 
@@ -60,7 +61,7 @@ class Profiler:
         self._since_store = 0
         self.start: float | None = None
         self._max_ts = 0.0
-        self._next_close = 0  # windows below this index are closed
+        self._windows = TimeWindows(producer.emit, width)
         self._keep = keep_windows
         self._addresses = Addresses(producer.emit, keep_windows, both=self._both)
         # ip -> [first_seen, last_seen, flows]; a list, as it changes with every record.
@@ -68,11 +69,6 @@ class Profiler:
         # What the records since the last store write added, per (profile, window). Its
         # keys also tell which profiles changed and which windows are active (_write_store).
         self._deltas: dict[tuple[str, int], WindowDelta] = {}
-        self._active: dict[int, set[str]] = {}  # open window -> profiles seen in it
-        # Closed window -> profiles that late records (a conn record is logged when its
-        # connection ends) put back in it: closed again at the next window boundary, or
-        # the modules' state for them would never be let go.
-        self._late: dict[int, set[str]] = {}
         self._pending_counts: dict[str, int] = {}
         self.counts = ProfilerCounts()
         # by_channel when the counters were last written: the stats' events.<channel>
@@ -90,13 +86,12 @@ class Profiler:
             self._profiles[ip] = [first, last, flows]
             self._max_ts = max(self._max_ts, last)
         if start is not None and self._profiles:
-            self._next_close = self.window_of(self._max_ts)
+            current = self._windows.next_close = self.window_of(self._max_ts)
             # The open window's profiles before the restart: to be closed with it.
-            self._active[self._next_close] = {
-                ip for ip, p in self._profiles.items()
-                if self.window_of(p[1]) == self._next_close}
+            self._windows.active[current] = {
+                ip for ip, p in self._profiles.items() if self.window_of(p[1]) == current}
             if self._keep:
-                self._forget(self._next_close)
+                self._forget(current)
 
     def window_of(self, ts: float) -> int:
         assert self.start is not None
@@ -122,7 +117,7 @@ class Profiler:
         by_channel = counts.by_channel
         batch_size = self._batch_size
         both = self._both
-        next_close = self._next_close
+        next_close = self._windows.next_close
         for ts, channel, event in records:
             if whitelist is not None and whitelist.drops_event(channel, event):
                 self._count_whitelisted(channel)
@@ -137,7 +132,7 @@ class Profiler:
                 self._max_ts = ts
                 if tw > next_close:
                     self._close_passed_windows()
-                    next_close = self._next_close
+                    next_close = self._windows.next_close
             if tw < next_close:
                 counts.late += 1
             saddr = event.get("saddr") or ""
@@ -200,18 +195,13 @@ class Profiler:
     def _close_passed_windows(self) -> None:
         assert self.start is not None
         current = self.window_of(self._max_ts)
-        if current <= self._next_close:
+        if current <= self._windows.next_close:
             return
         # Everything already emitted must reach the store and the bus before
         # readers are told the windows are closed (and the store write completes
         # the active windows).
         self.flush()
-        for tw in sorted(self._late):
-            self._emit_closed(tw, self._late.pop(tw))
-        closing = sorted(tw for tw in self._active if tw < current)
-        for tw in closing:
-            self._emit_closed(tw, self._active.pop(tw))
-        self._next_close = current
+        self._windows.close_before(current, self.start)
         if self._keep:
             self._forget(current)
         self.flush()
@@ -230,14 +220,6 @@ class Profiler:
             if n:
                 counts[name] = counts.get(name, 0) + n
 
-    def _emit_closed(self, tw: int, profiles: Iterable[str]) -> None:
-        assert self.start is not None
-        start = self.start + tw * self._width
-        for ip in sorted(profiles):
-            self._producer.emit(
-                TW_CLOSED, {"profile": ip, "tw": tw, "start": start, "end": start + self._width}
-            )
-
     def flush(self, store: bool = True) -> None:
         """Publish buffered events; with ``store``, write profile and window counters first."""
         if store:
@@ -255,19 +237,11 @@ class Profiler:
                 stored[channel] = n
         profiles = self._profiles
         changed: dict[str, tuple[float, float, int]] = {}
-        next_close = self._next_close
-        active, late = self._active, self._late
-        for ip, tw in self._deltas:
+        for ip, _ in self._deltas:
             if ip not in changed:
                 first, last, flows = profiles[ip]
                 changed[ip] = (first, last, flows)
-            # Windows change state only right after a store write, so this is the
-            # state the records had when they were fed.
-            windows = active if tw >= next_close else late
-            members = windows.get(tw)
-            if members is None:
-                members = windows[tw] = set()
-            members.add(ip)
+        self._windows.note(self._deltas)
         new_ips = self._addresses.new
         if new_ips or changed or self._pending_counts:
             self._store.write_traffic(list(new_ips), changed, self._deltas, self._pending_counts,
@@ -280,10 +254,7 @@ class Profiler:
     def finish(self) -> None:
         """End of input: close every open window, then end the run's streams."""
         self.flush()
-        for windows in (self._late, self._active):
-            for tw in sorted(windows):
-                self._emit_closed(tw, windows[tw])
-            windows.clear()
+        self._windows.close_all(self.start)
         self._producer.close()
 
 

@@ -1,11 +1,9 @@
 """The whitelist: traffic and evidence slips ignores (format: docs/whitelist.md).
 
-Lines ``type, value, direction, what``: type ip, network, domain,
-organization or mac; direction src, dst or both (default both); what flows,
-evidence or both (default both). The ingest drops whitelisted records before
-profiling them (``drops_event``), the evidence handler drops whitelisted
-evidence before storing it (``drops_evidence``). A bad line is reported with
-file and line and skipped; the rest of the file applies.
+Lines ``type, value, direction, what`` (parsed in slipsd/whitelist_entries.py). The
+ingest drops whitelisted records before profiling them (``drops_event``), the evidence
+handler drops whitelisted evidence before storing it (``drops_evidence``). A bad line is
+reported with file and line and skipped; the rest of the file applies.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ import dataclasses
 import hashlib
 import ipaddress
 import logging
-import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,19 +20,15 @@ from typing import Any, Protocol
 
 from slipsd.netinfo import parse_ip
 from slipsd.orgs import Organizations, PrefixMap, domain_parents, load_organizations
+from slipsd.whitelist_entries import MAC_FORM, Entry
+from slipsd.whitelist_entries import parse_line as parse_line
 
 log = logging.getLogger(__name__)
 
-TYPES = {"ip": "ip", "network": "network", "domain": "domain", "organization": "organization",
-         "organisation": "organization", "org": "organization", "mac": "mac"}
-DIRECTIONS = {"src": (True, False), "dst": (False, True), "both": (True, True)}
-WHATS = {"flows": (True, False), "evidence": (False, True), "both": (True, True)}
 MAX_RESOLVED = 10_000  # addresses remembered from DNS answers for whitelisted domains
 IP_CACHE_SIZE = 65_536  # addresses whose verdict is remembered, per side
 ERRORS_KEPT = 20  # bad lines listed in the run summary (all are counted)
 
-_MAC = re.compile(r"^[0-9a-f]{2}([:-])(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}$")
-_DOMAIN = re.compile(r"^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9-]{2,63}$")
 # Event keys holding each side's MAC (conn: smac/dmac, arp: src_mac/dst_mac, dhcp: mac).
 _SRC_MACS = ("smac", "src_mac", "mac")
 _DST_MACS = ("dmac", "dst_mac")
@@ -45,68 +38,6 @@ _DOMAIN_KEYS = {"new_dns": "query", "new_http": "host", "new_ssl": "server_name"
 
 class AsnLookup(Protocol):
     def asn(self, ip: str) -> tuple[int, str] | None: ...
-
-
-@dataclass(frozen=True)
-class Entry:
-    kind: str
-    value: str  # normalised: compressed address, network, lowercase domain or MAC, org name
-    src: bool
-    dst: bool
-    flows: bool
-    evidence: bool
-    line: int
-
-
-def parse_line(text: str, orgs: Organizations) -> Entry | None:
-    """One line of the file (``None`` for blanks and comments); ValueError says what is wrong."""
-    text = text.split("#", 1)[0].strip()
-    if not text:
-        return None
-    fields = [f.strip() for f in text.split(",")]
-    if not 2 <= len(fields) <= 4:
-        raise ValueError(f"expected 'type, value[, direction[, what]]', got {len(fields)} "
-                         "comma-separated fields")
-    fields += ["both"] * (4 - len(fields))
-    kind = TYPES.get(fields[0].lower())
-    if kind is None:
-        raise ValueError(f"unknown type {fields[0]!r} (expected ip, network, domain, "
-                         "organization or mac)")
-    direction, what = fields[2].lower(), fields[3].lower()
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be src, dst or both, got {fields[2]!r}")
-    if what not in WHATS:
-        raise ValueError(f"what must be flows, evidence or both, got {fields[3]!r}")
-    value = _normalise(kind, fields[1], orgs)
-    src, dst = DIRECTIONS[direction]
-    flows, evidence = WHATS[what]
-    return Entry(kind, value, src, dst, flows, evidence, 0)
-
-
-def _normalise(kind: str, raw: str, orgs: Organizations) -> str:
-    value = raw.strip().lower()
-    if kind == "ip":
-        ip = parse_ip(value)
-        if ip is None:
-            raise ValueError(f"not an IP address: {raw!r}")
-        return str(ip)
-    if kind == "network":
-        try:
-            return str(ipaddress.ip_network(value, strict=False))
-        except ValueError:
-            raise ValueError(f"not a network (CIDR): {raw!r}") from None
-    if kind == "domain":
-        value = value.removeprefix("*.").strip(".")
-        if not _DOMAIN.match(value):
-            raise ValueError(f"not a domain name: {raw!r}")
-        return value
-    if kind == "mac":
-        if not _MAC.match(value):
-            raise ValueError(f"not a MAC address (aa:bb:cc:dd:ee:ff): {raw!r}")
-        return value.replace("-", ":")
-    if orgs.get(value) is None:
-        raise ValueError(f"unknown organization {raw!r} (known: {', '.join(orgs.names())})")
-    return value
 
 
 @dataclass
@@ -261,7 +192,7 @@ class Whitelist:
         if parse_ip(value) is not None:
             return side.has_ip(value, self._geoip)
         low = value.lower()
-        if _MAC.match(low):
+        if MAC_FORM.match(low):
             return side.has_mac(low.replace("-", ":"))
         return side.has_domain(_without_port(low))
 

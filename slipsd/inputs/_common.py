@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 
@@ -34,3 +35,7 @@ class FileStats:
     parsed: int = 0
     bad: int = 0
     meta: int = 0
+
+
+# Errors that mean "this file cannot be read" (gzip included), as opposed to a bad line in it.
+READ_ERRORS = (OSError, EOFError, zlib.error)

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Self
 
-from slipsd.inputs._common import FileStats, InputError, LineError
+from slipsd.inputs._common import READ_ERRORS, FileStats, InputError, LineError
 from slipsd.inputs._zeek_read import open_text
 
 Record = tuple[float, str, dict[str, Any]]
@@ -30,7 +30,6 @@ Opener = Callable[[], IO[bytes]]
 # files and are merged. About 1 KiB per event, so some 50 MB at most.
 RUN_SIZE = 50_000
 _SPILL_BATCH = 1000
-_READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
 def head_text(head: bytes) -> str:
@@ -189,7 +188,7 @@ class FlowFile:
             with self._open_text() as text:
                 while chunk := text.read(1 << 20):
                     total += chunk.count("\n")
-        except _READ_ERRORS:
+        except READ_ERRORS:
             pass  # records() reports what cannot be read
         return total
 
@@ -205,7 +204,7 @@ class FlowFile:
         with self._open_text() as text:
             try:
                 yield from self._read(text, stats, on_error)
-            except _READ_ERRORS as exc:
+            except READ_ERRORS as exc:
                 # A gzip file cut short: what was read stands, the rest is one bad line.
                 stats.lines += 1
                 stats.bad += 1

@@ -1,4 +1,4 @@
-"""Line loops over one Zeek log file (TSV or JSON), and format sniffing."""
+"""One Zeek log file (TSV or JSON): opening it, sniffing its format, its line loops."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from slipsd.inputs._common import FileStats, LineError
-from slipsd.inputs._zeek_norm import Event, KeyMap, Schema
+from slipsd.inputs._common import READ_ERRORS, FileStats, InputError, LineError
+from slipsd.inputs._zeek_norm import SCHEMAS, Event, KeyMap, Schema
 from slipsd.inputs._zeek_tsv import RowParser, TsvHeader, build_parser
 
 log = logging.getLogger(__name__)
 
 Record = tuple[float, str, Event]
 OnError = Callable[[LineError], None]
+Opener = Callable[[], IO[bytes]]
 
 _SNIFF_LINES = 200
 _SNIFF_LINE_LIMIT = 1 << 20
@@ -235,3 +236,37 @@ def _store(stats: FileStats, lines: int, parsed: int, bad: int, meta: int) -> No
 def reader_for(fmt: str) -> Callable[[IO[str], FileStats, Schema, OnError], Iterator[Record]]:
     # A file that was empty when sniffed is read as JSON: only blank lines are expected.
     return iter_tsv if fmt == "tsv" else iter_json
+
+
+@dataclass
+class Source:
+    """One log file of an input: its counters, its format and how to open it (again)."""
+
+    stats: FileStats
+    fmt: str
+    open_raw: Opener
+
+
+def sniff_source(open_raw: Opener) -> Sniffed:
+    """``sniff`` the start of the file ``open_raw`` opens."""
+    with open_text(open_raw()) as text:
+        return sniff(text)
+
+
+def read_source(src: Source, on_error: OnError) -> Iterator[Record]:
+    """Every good line of one file, in its order; bad lines go to ``on_error``."""
+    stats = src.stats
+    reader = reader_for(src.fmt)
+    try:
+        raw = src.open_raw()
+    except OSError as exc:
+        raise InputError(f"{stats.name}: cannot open: {exc.strerror}") from exc
+    with open_text(raw) as text:
+        try:
+            yield from reader(text, stats, SCHEMAS[stats.log_type], on_error)
+        except READ_ERRORS as exc:
+            # Typically a gzip file cut short by a capture that is still running:
+            # what was read stands, the unreadable rest counts as one bad line.
+            stats.lines += 1
+            stats.bad += 1
+            on_error(LineError(stats.name, stats.lines, f"cannot read further: {exc}"))

@@ -15,27 +15,20 @@ import logging
 import os
 import stat
 import weakref
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import IO
 
 from slipsd.events import LOG_CHANNELS
-from slipsd.inputs._common import FileStats, InputError, LineError
-from slipsd.inputs._zeek_norm import SCHEMAS
-from slipsd.inputs._zeek_read import OnError, Record, Sniffed, open_text, reader_for
-from slipsd.inputs._zeek_read import sniff as sniff_text
+from slipsd.inputs._common import READ_ERRORS, FileStats, InputError, LineError
+from slipsd.inputs._zeek_read import Opener, Record, Source, read_source, sniff_source
 
 log = logging.getLogger(__name__)
 
 KNOWN_TYPES = frozenset(LOG_CHANNELS)
 _NOT_ZEEK = "not a Zeek log (neither a '#separator' TSV header nor JSON objects)"
-# Errors that mean "this file cannot be read", as opposed to a bad line in it.
-_READ_ERRORS = (OSError, EOFError, zlib.error)
 _by_ts = itemgetter(0)
-
-Opener = Callable[[], IO[bytes]]
 
 
 def log_type_from_name(name: str) -> str:
@@ -49,23 +42,11 @@ def log_type_from_name(name: str) -> str:
     return base.split(".", 1)[0]
 
 
-@dataclass
-class _Source:
-    stats: FileStats
-    fmt: str
-    open_raw: Opener
-
-
 def _path_opener(path: str) -> Opener:
     def opener() -> IO[bytes]:
         return open(path, "rb")
 
     return opener
-
-
-def _sniff(open_raw: Opener) -> Sniffed:
-    with open_text(open_raw()) as text:
-        return sniff_text(text)
 
 
 def _close_fds(fds: list[int]) -> None:
@@ -86,7 +67,7 @@ class ZeekInput:
     files: list[FileStats] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     folder: bool = False  # a folder of logs, not a single log file
-    _sources: list[_Source] = field(default_factory=list, repr=False, compare=False)
+    _sources: list[Source] = field(default_factory=list, repr=False, compare=False)
     _fds: list[int] = field(default_factory=list, repr=False, compare=False)
     _fds_taken: bool = field(default=False, repr=False, compare=False)
 
@@ -173,8 +154,8 @@ class ZeekInput:
             name_type = log_type_from_name(member)
             opener = member_opener(member)
             try:
-                sniffed = _sniff(opener)
-            except _READ_ERRORS as exc:
+                sniffed = sniff_source(opener)
+            except READ_ERRORS as exc:
                 if name_type in KNOWN_TYPES:
                     raise InputError(f"{shown}: cannot read: {exc}") from exc
                 self.ignored.append(shown)
@@ -201,8 +182,8 @@ class ZeekInput:
         base = basename[:-3] if basename.endswith(".gz") else basename
         name_type = base.split(".", 1)[0]
         try:
-            sniffed = _sniff(opener)
-        except _READ_ERRORS as exc:
+            sniffed = sniff_source(opener)
+        except READ_ERRORS as exc:
             raise InputError(f"{shown}: cannot read: {exc}") from exc
         if sniffed.fmt == "unknown":
             raise InputError(f"{shown}: {_NOT_ZEEK}")
@@ -227,7 +208,7 @@ class ZeekInput:
     def _add(self, shown: str, log_type: str, fmt: str, opener: Opener) -> None:
         stats = FileStats(name=shown, log_type=log_type)
         self.files.append(stats)
-        self._sources.append(_Source(stats, fmt, opener))
+        self._sources.append(Source(stats, fmt, opener))
 
     def count_lines(self) -> int:
         """Lines in all files to read, for progress reports (a fast byte scan, no parsing)."""
@@ -243,7 +224,7 @@ class ZeekInput:
                         raw.seek(0)
                     while chunk := stream.read(1 << 20):
                         total += chunk.count(b"\n")
-            except _READ_ERRORS:
+            except READ_ERRORS:
                 continue  # records() reports what cannot be read
         return total
 
@@ -257,28 +238,10 @@ class ZeekInput:
             raise InputError(f"{self.name}: input was closed")
         for src in self._sources:
             src.stats.lines = src.stats.parsed = src.stats.bad = src.stats.meta = 0
-        iters = [_read_source(src, on_error) for src in self._sources]
+        iters = [read_source(src, on_error) for src in self._sources]
         if len(iters) == 1:
             return iters[0]
         return heapq.merge(*iters, key=_by_ts)
-
-
-def _read_source(src: _Source, on_error: OnError) -> Iterator[Record]:
-    stats = src.stats
-    reader = reader_for(src.fmt)
-    try:
-        raw = src.open_raw()
-    except OSError as exc:
-        raise InputError(f"{stats.name}: cannot open: {exc.strerror}") from exc
-    with open_text(raw) as text:
-        try:
-            yield from reader(text, stats, SCHEMAS[stats.log_type], on_error)
-        except _READ_ERRORS as exc:
-            # Typically a gzip file cut short by a capture that is still running:
-            # what was read stands, the unreadable rest counts as one bad line.
-            stats.lines += 1
-            stats.bad += 1
-            on_error(LineError(stats.name, stats.lines, f"cannot read further: {exc}"))
 
 
 # The input-format interface of slipsd.inputs.detect.

@@ -36,12 +36,9 @@ from nfstream import meter as nf_meter
 from slipsd.sensors._flowmeter_apps import TLS_HANDSHAKE
 from slipsd.sensors._flowmeter_cpacket import packet_reader
 from slipsd.sensors._flowmeter_ended import ended_reduction
+from slipsd.sensors._flowmeter_handlers import HTTP, NONE, TLS, TLS_PACKETS
 from slipsd.sensors._flowmeter_plugin import (
     HEAD_BYTES,
-    HTTP,
-    NONE,
-    TLS,
-    TLS_PACKETS,
     ZeekTracker,
     history,
     http_start,
@@ -164,7 +161,7 @@ def _tls_after_hello(track: Track, cpkt: Any) -> bool:
     rec = track.msgs[0][1]
     if not from_client and "version" not in rec and first == TLS_HANDSHAKE:
         return False
-    # What _tls does for the packet: these lines must stay its mirror.
+    # What _flowmeter_handlers._tls does for the packet: these lines must stay its mirror.
     track.seen += 1
     if track.seen > TLS_PACKETS:
         track.app = NONE

@@ -26,7 +26,7 @@ class Track:
         self.ipb0 = self.ipb1 = 0
         self.icmp: tuple[int, int] | None = None
         self.tcp = False
-        self.app = 0  # application handler (_flowmeter_plugin's NONE, SNIFF, HTTP ...)
+        self.app = 0  # application handler (_flowmeter_handlers' NONE, SNIFF, HTTP ...)
         self.buf = b""  # a message head being gathered from several segments
         self.buf_ts = 0
         self.client = -1  # direction (0/1) of the TLS/HTTP client, once known
