@@ -1,4 +1,5 @@
-"""Shared fixtures: a real redis-server on a private socket, real slipsd daemons, waiting."""
+"""Shared fixtures: a real redis-server on a private socket, real slipsd daemons, waiting,
+and the helpers the Zeek reader tests share."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ TEST_MODULES = Path(__file__).resolve().parent / "modules"
 sys.path.insert(0, str(REPO / "scripts"))
 
 from slipsd import protocol  # noqa: E402
+from slipsd.inputs import FileStats, LineError, ZeekInput  # noqa: E402
 from slipsd.store import RedisClient, Store, connect  # noqa: E402
+
+import zeekgen  # noqa: E402
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
@@ -199,6 +203,17 @@ def module_dirs_conf(enabled: str, extra: str = "") -> str:
     return f"[modules]\ndirectories = builtin, {TEST_MODULES}\nenabled = {enabled}\n{extra}"
 
 
+def long_conn_log(path: Path, n: int = 2000, seed: int = 7) -> Path:
+    """A conn.log where one flow in 100 lasts over an hour."""
+    flows = zeekgen.make_conn_flows(n, seed=seed, span=2 * 3600)
+    for i, flow in enumerate(flows):
+        if i % 100 == 0:
+            flow.update(duration=4000.0, conn_state="SF", orig_bytes=100, resp_bytes=100)
+    path.mkdir(parents=True, exist_ok=True)
+    zeekgen.write_conn_log(str(path / "conn.log"), flows)
+    return path
+
+
 class CorpusRun:
     """One dataset analyzed once per session by a real slipsd with the shipped modules."""
 
@@ -239,3 +254,37 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str],
     yield analyze
     if daemon is not None:
         daemon.stop()
+
+
+# --- Zeek log readers (tests/test_zeek_*.py) ------------------------------------
+
+Event = dict[str, Any]
+
+
+def read(zin: ZeekInput) -> tuple[list[tuple[float, str, Event]], list[LineError]]:
+    errors: list[LineError] = []
+    records = list(zin.records(errors.append))
+    return records, errors
+
+
+def read_path(path: Path) -> tuple[list[tuple[float, str, Event]], list[LineError]]:
+    return read(ZeekInput.from_path(str(path)))
+
+
+def assert_accounted(files: list[FileStats]) -> None:
+    for stats in files:
+        assert stats.lines == stats.parsed + stats.bad + stats.meta, stats
+
+
+def _dns_records() -> list[dict[str, Any]]:
+    base = {"uid": "Cdns", "id.orig_h": "10.0.0.5", "id.orig_p": 5353}
+    base |= {"id.resp_h": "10.0.0.1", "id.resp_p": 53, "proto": "udp"}
+    return [
+        base | {"ts": 10.5, "query": "example.com", "qtype_name": "A", "rcode_name": "NOERROR",
+                "answers": ["93.184.216.34", "alias.example.com"], "TTLs": [300.0, 60.5],
+                "AA": False, "rejected": False},
+        base | {"ts": 11.25, "query": "nx.example", "qtype_name": "AAAA", "rcode_name": "NXDOMAIN",
+                "answers": None, "TTLs": None, "rtt": 0.0125},
+        base | {"ts": 12.0, "query": "txt.example", "qtype_name": "TXT", "rcode_name": "NOERROR",
+                "answers": ["v=spf1, -all", "tab\there"], "TTLs": [5.0, 5.0], "trans_id": 7},
+    ]  # fmt: skip
