@@ -140,7 +140,7 @@ class EvidenceHandler:
         store.set_alerts(a.to_dict() for a in alerts)
         meta = store.run_meta()
         first_ts, width = float(meta.get("first_ts", 0.0)), float(meta.get("width", 3600.0))
-        windows = store.all_windows()
+        windows = store.all_windows(top=outputs.TOP_LISTED)
         bounds = {tw: (first_ts + tw * width, first_ts + (tw + 1) * width)
                   for tw in {tw for _, tw in windows}}
         outputs.write_run(Path(spec.output_dir), evidence, alerts, windows, bounds, time.time())

@@ -21,6 +21,7 @@ from slipsd import __version__
 from slipsd.evidence import Alert, Evidence, sort_evidence
 
 IDMEF_VERSION = "2.0.3"
+TOP_LISTED = 10  # destinations and ports listed in a window's summary file
 _NAMESPACE = uuid.UUID("6f7c0a52-3c1e-4f43-9a55-3f1d2c5b7e10")  # slips' own uuid5 namespace
 _PRIORITY = {"info": "Info", "low": "Low", "medium": "Medium", "high": "High",
              "critical": "High"}
@@ -159,10 +160,10 @@ def _write_window(
     out.write(f"profile {ip}, time window {tw}: {span}\n\n")
     out.write(f"flows: {summary.get('flows', 0)} out, {summary.get('flows_in', 0)} in; "
               f"bytes sent {summary.get('sbytes', 0)}, received {summary.get('dbytes', 0)}\n")
-    top_ips = Counter(summary.get("dst_ips", {})).most_common(10)
+    top_ips = busiest(summary.get("dst_ips", {}))
     if top_ips:
         out.write("top destinations: " + ", ".join(f"{k} ({n})" for k, n in top_ips) + "\n")
-    top_ports = Counter(summary.get("dst_ports", {})).most_common(10)
+    top_ports = busiest(summary.get("dst_ports", {}))
     if top_ports:
         out.write("top ports (proto/port/state): "
                   + ", ".join(f"{k} ({n})" for k, n in top_ports) + "\n")
@@ -172,6 +173,11 @@ def _write_window(
     out.write(f"\nalerts ({len(alerts)}):\n")
     for alert in alerts:
         out.write("  " + alert_line(alert) + "\n")
+
+
+def busiest(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """The TOP_LISTED largest counts, largest first, ties in name order."""
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_LISTED]
 
 
 class _atomic:

@@ -13,6 +13,7 @@ from slipsd.store import keys
 from slipsd.store._bus import trim_acknowledged, xinfo_dict
 from slipsd.store._connect import RedisClient, command
 from slipsd.store._traffic import WRITE_TRAFFIC, WindowDelta, write_traffic
+from slipsd.store._windows import WINDOW_TOPS, queue_window, window_summary, window_tops
 
 MAX_ERRORS_KEPT = 200  # the run's error list is a sample; the counter has the total
 
@@ -24,6 +25,7 @@ class Store:
         self.redis = client
         self.run_id = run_id
         self._write_traffic = client.register_script(WRITE_TRAFFIC)
+        self._window_tops = client.register_script(WINDOW_TOPS)
 
     def key(self, *parts: str | int) -> str:
         return keys.run(self.run_id, *parts)
@@ -116,28 +118,25 @@ class Store:
 
     def window(self, ip: str, tw: int) -> dict[str, Any]:
         pipe = self.redis.pipeline(transaction=False)
-        self._queue_window(pipe, ip, tw)
-        return _window_summary(*pipe.execute())
+        queue_window(pipe, self.run_id, ip, tw)
+        return window_summary(*pipe.execute())
 
-    def all_windows(self) -> dict[tuple[str, int], dict[str, Any]]:
-        """Every profile's window summaries, fetched in two pipelined round trips."""
+    def all_windows(self, top: int | None = None) -> dict[tuple[str, int], dict[str, Any]]:
+        """Every profile's window summaries. With ``top``, each lists only its ``top``
+        busiest destinations and ports (busiest first), picked inside Redis."""
         ips = self.profiles()
         pipe = self.redis.pipeline(transaction=False)
         for ip in ips:
             pipe.smembers(self.key("tws", ip))
         pairs = [(ip, int(tw)) for ip, tws in zip(ips, pipe.execute(), strict=True) for tw in tws]
+        if top is not None:
+            return window_tops(self.redis, self._window_tops, self.run_id, pairs, top)
         pipe = self.redis.pipeline(transaction=False)
         for ip, tw in pairs:
-            self._queue_window(pipe, ip, tw)
+            queue_window(pipe, self.run_id, ip, tw)
         replies = pipe.execute()
-        return {pair: _window_summary(*replies[3 * i : 3 * i + 3])
+        return {pair: window_summary(*replies[3 * i : 3 * i + 3])
                 for i, pair in enumerate(pairs)}
-
-    def _queue_window(self, pipe: Any, ip: str, tw: int) -> None:
-        base = keys.window(self.run_id, ip, tw)
-        pipe.hgetall(base)
-        pipe.hgetall(base + ":dst")
-        pipe.hgetall(base + ":ports")
 
     def ips(self) -> set[str]:
         return set(self.redis.smembers(self.key("ips")))
@@ -288,11 +287,3 @@ class Store:
         if names:
             self.redis.delete(*names)
 
-
-def _window_summary(totals: Mapping[str, str], dst: Mapping[str, str],
-                    ports: Mapping[str, str]) -> dict[str, Any]:
-    return {
-        **{name: int(totals.get(name, 0)) for name in ("flows", "sbytes", "dbytes", "flows_in")},
-        "dst_ips": {k: int(v) for k, v in dst.items()},
-        "dst_ports": {k: int(v) for k, v in ports.items()},
-    }
