@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import heapq
+import math
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -61,6 +62,78 @@ class Deadlines(Generic[T]):
         if late and (not line or late[0] < line[0]):
             return heapq.heappop(late)[2]
         return line.popleft()[2]
+
+
+class TrafficClock(Deadlines[T]):
+    """Items held until the logs that could explain them have passed their deadline.
+
+    Each watched log has a clock, the latest ``ts`` seen on it. ``settled`` is the
+    traffic time before which every event has been delivered: the end of the last
+    window closed (the profiler flushes first), then infinity at shutdown. Items are
+    judged up to the ``horizon``: the slowest watched log's clock, or ``settled`` when
+    that is later. Logs the input does not provide (new_input's ``log_types``) are not
+    waited for: with none of them, nothing waits.
+
+    The horizon only grows and each move releases what it passed, so no held item is
+    ever due. That lets a hot path stay inline: compare a deadline with ``horizon``,
+    judge a due item itself and ``push`` the others; call ``tick`` only for an event
+    past the horizon (one at or before it cannot move it).
+    """
+
+    def __init__(self, logs: Iterable[str], judge: Callable[[T], None], cap: int) -> None:
+        super().__init__(cap)
+        self.judge = judge
+        self.clocks = dict.fromkeys(logs, -math.inf)  # the watched logs the input provides
+        self.settled = -math.inf
+        self.horizon = -math.inf if self.clocks else math.inf
+
+    def provided(self, log_types: Iterable[str]) -> None:
+        """The input's ``log_types`` (new_input): stop waiting for the logs it lacks."""
+        provided = set(log_types)
+        self.clocks = {log: ts for log, ts in self.clocks.items() if log in provided}
+        self._advance()
+
+    def tick(self, log: str, ts: float) -> None:
+        """A record of ``log`` at ``ts`` (a log not watched, or not provided, is ignored)."""
+        clocks = self.clocks
+        old = clocks.get(log)
+        if old is None or ts <= old:
+            return
+        clocks[log] = ts
+        if old > self.horizon:
+            return  # another log is slower: the horizon stays
+        # Inline: nearly every record of a watched log comes here.
+        slowest = ts if len(clocks) == 1 else min(clocks.values())
+        if slowest > self.horizon:  # the horizon is never below settled
+            self.horizon = slowest
+            line = self._line
+            if (line and line[0][0] <= slowest) or self._late:
+                self.release(slowest, self.judge)
+
+    def settle(self, end: float) -> bool:
+        """Every event before ``end`` was delivered (tw_closed); False if known already."""
+        if end <= self.settled:
+            return False
+        self.settled = end
+        self._advance()
+        return True
+
+    def finish(self) -> None:
+        """The run is over: judge everything still held."""
+        self.settle(math.inf)
+
+    def hold(self, deadline: float, item: T) -> None:
+        """Judge ``item`` now if its deadline has passed, else once the horizon reaches it."""
+        if deadline <= self.horizon:
+            self.judge(item)
+        else:
+            self.push(deadline, item, self.judge)
+
+    def _advance(self) -> None:
+        clocks = self.clocks
+        slowest = min(clocks.values()) if clocks else math.inf
+        self.horizon = slowest if slowest > self.settled else self.settled
+        self.release(self.horizon, self.judge)
 
 
 class WindowState(Generic[T]):

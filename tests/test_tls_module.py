@@ -22,6 +22,7 @@ FOLDER = REPO / "modules" / "tls"
 Tls = load_class(ModuleRef("tls", path=str(FOLDER)))
 # The folder is imported as a private package; its helpers module lives beside tls.py.
 certs: Any = importlib.import_module(Tls.__module__.rsplit(".", 1)[0] + ".certs")
+owners: Any = importlib.import_module(Tls.__module__.rsplit(".", 1)[0] + ".owners")
 T0 = 1_700_000_000.0
 _uids = itertools.count(1)
 LE = "CN=R3,O=Let's Encrypt,C=US"
@@ -65,7 +66,7 @@ def context(config: dict[str, str] | None = None, geoip: GeoIP | None = None,
             orgs: Organizations | None = None) -> ModuleTestContext:
     ctx = ModuleTestContext(Tls, config, geoip=geoip)
     if orgs is not None:
-        ctx.module.orgs = orgs  # type: ignore[attr-defined]
+        ctx.module.owners = owners.Owners(orgs)  # type: ignore[attr-defined]
     return ctx
 
 
@@ -193,7 +194,7 @@ def test_one_organisations_ca_signing_anothers_certificate() -> None:
 
 def test_shipped_organisations_are_used() -> None:
     ctx = context()
-    assert ctx.module.orgs is load_organizations()  # type: ignore[attr-defined]
+    assert ctx.module.owners.orgs is load_organizations()  # type: ignore[attr-defined]
     found = ctx.feed("new_ssl", ssl(dst="203.0.113.50", sni="netflix.com",
                                     subject="CN=www.google.com",
                                     issuer="CN=Google Internet Authority G2,O=Google Inc"))

@@ -15,12 +15,11 @@ past it (or a window closed past it, or the run ended) before it is placed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from slipsd.events import Flow, TwClosed
-from slipsd.modtools import Deadlines
+from slipsd.modtools import Deadlines, TrafficClock
 from slipsd.module import Module, Option
 from slipsd.netinfo import is_group, is_public, parse_ip
 
@@ -88,12 +87,8 @@ class Beaconing(Module):
         self.tracks = Tracks(int(config["max_destinations"]))
         self.uid_names: Capped[str, str] = Capped(UID_NAMES_CAP)
         self.ip_names: Capped[tuple[str, str], str] = Capped(IP_NAMES_CAP)
-        self.waiting: Deadlines[Held] = Deadlines(HELD_CAP)
-        self.clocks = dict.fromkeys(NAME_CHANNELS, -math.inf)
-        self.settled = -math.inf  # every event before this traffic time was delivered
-        # Held flows are placed up to here: the slowest naming log's clock, or settled.
-        # Kept up to date by whatever moves a clock, so that a flow does not recompute it.
-        self.horizon = -math.inf
+        # Held flows are placed once the slowest naming log has passed them.
+        self.waiting: TrafficClock[Held] = TrafficClock(NAME_CHANNELS, self._place, HELD_CAP)
         self.reports: dict[tuple[str, int], int] = {}
         self.closed: Deadlines[tuple[str, int]] = Deadlines(HELD_CAP)
 
@@ -102,9 +97,7 @@ class Beaconing(Module):
     def on_new_input(self, event: Mapping[str, Any]) -> None:
         # Waiting for a log the input never produces (Argus, nfdump) would hold every
         # flow until its window closes.
-        available = set(event["log_types"])
-        self.clocks = {c: t for c, t in self.clocks.items() if c in available}
-        self._advance()
+        self.waiting.provided(event["log_types"])
 
     def on_new_flow(self, flow: Flow) -> None:
         daddr, dport, proto = flow["daddr"], flow["dport"], flow["proto"]
@@ -115,12 +108,12 @@ class Beaconing(Module):
         ts = flow["ts"]
         held = _held(Held, (ts, flow["uid"], flow["saddr"], daddr, dport, proto,
                             flow["sbytes"], flow["tw"], flow["profile"]))
-        # Every flow due by the horizon was placed when it last moved, so nothing
-        # waiting comes before one that is already due.
-        if ts + NAME_WAIT <= self.horizon:
+        # TrafficClock.hold, inline: a method call per flow shows.
+        waiting = self.waiting
+        if ts + NAME_WAIT <= waiting.horizon:
             self._place(held)
         else:
-            self.waiting.push(ts + NAME_WAIT, held, self._place)
+            waiting.push(ts + NAME_WAIT, held, self._place)
 
     def on_new_dns(self, event: Mapping[str, Any]) -> None:
         name = domain(event["query"])
@@ -128,32 +121,36 @@ class Beaconing(Module):
             for answer in event["answers"]:
                 if isinstance(answer, str) and parse_ip(answer) is not None:
                     self.ip_names.set((event["saddr"], answer), name)
-        self._tick("dns", event["ts"])
+        ts, waiting = event["ts"], self.waiting
+        if ts > waiting.horizon:  # else this log cannot move the horizon
+            waiting.tick("dns", ts)
 
     def on_new_http(self, event: Mapping[str, Any]) -> None:
         name = domain(event.get("host"))
         if name and event["uid"]:
             self.uid_names.setdefault(event["uid"], name)
-        self._tick("http", event["ts"])
+        ts, waiting = event["ts"], self.waiting
+        if ts > waiting.horizon:  # else this log cannot move the horizon
+            waiting.tick("http", ts)
 
     def on_new_ssl(self, event: Mapping[str, Any]) -> None:
         name = domain(event.get("server_name"))
         if name and event["uid"]:
             self.uid_names.setdefault(event["uid"], name)
-        self._tick("ssl", event["ts"])
+        ts, waiting = event["ts"], self.waiting
+        if ts > waiting.horizon:  # else this log cannot move the horizon
+            waiting.tick("ssl", ts)
 
     def on_tw_closed(self, event: TwClosed) -> None:
-        # The profiler flushes every event before a window's end ahead of tw_closed.
-        self.settled = max(self.settled, float(event["end"]))
-        self._advance()
+        waiting = self.waiting
+        waiting.settle(float(event["end"]))
         # Flows of the window's last seconds may still wait for their names.
         window = (event["profile"], event["tw"])
         self.closed.push(float(event["end"]) + NAME_WAIT, window, self._forget)
-        self.closed.release(self.settled, self._forget)
+        self.closed.release(waiting.settled, self._forget)
 
     def shutdown(self) -> None:
-        self.settled = math.inf
-        self._advance()
+        self.waiting.finish()
         if self.tracks.evicted:
             self.ctx.log.info("beaconing forgot %d destination tracks (max_destinations)",
                               self.tracks.evicted)
@@ -162,21 +159,6 @@ class Beaconing(Module):
         self.reports.pop(window, None)
 
     # ---- placing flows ----
-
-    def _tick(self, channel: str, ts: float) -> None:
-        clocks = self.clocks
-        old = clocks.get(channel)
-        if old is None or ts <= old:
-            return
-        clocks[channel] = ts
-        # Only the slowest log's clock moves the horizon.
-        if old <= self.horizon:
-            self._advance()
-
-    def _advance(self) -> None:
-        """A clock moved: place every held flow the new horizon passed."""
-        self.horizon = max(min(self.clocks.values(), default=math.inf), self.settled)
-        self.waiting.release(self.horizon, self._place)
 
     def _place(self, held: Held) -> None:
         name = self.uid_names.pop(held.uid)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from slipsd.events import Flow, TwClosed
-from slipsd.modtools import CappedSet, Deadlines, WindowState, powers
+from slipsd.modtools import CappedSet, TrafficClock, WindowState, powers
 from slipsd.module import Module, Option
 from slipsd.netinfo import LocalNetworks, is_public, parse_ip
 
@@ -62,23 +62,24 @@ class Correlation(Module):
         self.match = max(1.0, float(config["match_seconds"]))
         self.local = LocalNetworks(self.ctx.home_networks)
         self.start = math.inf
-        self.settled = -math.inf  # every event before this traffic time has been delivered
-        self.clocks = {"dns": -math.inf, "http": -math.inf, "ssl": -math.inf}
         self.resolved = CappedSet(200_000)  # addresses seen in DNS answers
         self.dns_servers = CappedSet(10_000)
         self.dns_clients = CappedSet(100_000)
         self.records = {"http": RecordIndex(self.match), "ssl": RecordIndex(self.match)}
-        self.waiting = {kind: Deadlines(50_000) for kind in self.clocks}
-        self.judges = {"dns": self._judge_dns, "http": self._judge_app, "ssl": self._judge_app}
+        # Flows wait for the log that could explain them, each on that log's clock.
+        self.for_dns: TrafficClock[Held] = TrafficClock(("dns",), self._judge_dns, 50_000)
+        self.waiting = {"dns": self.for_dns,
+                        "http": TrafficClock(("http",), self._judge_app, 50_000),
+                        "ssl": TrafficClock(("ssl",), self._judge_app, 50_000)}
         self.windows: WindowState[Window] = WindowState(Window)
-        self.available = {"dns", "http", "ssl"}  # until new_input says otherwise
 
     # ---- input ----
 
     def on_new_input(self, event: Mapping[str, Any]) -> None:
         # A flow-only input (Argus, nfdump) has no dns, http or ssl records: a
-        # connection without them proves nothing there.
-        self.available = set(event["log_types"])
+        # connection without them proves nothing there, and is not held for them.
+        for waiting in self.waiting.values():
+            waiting.provided(event["log_types"])
 
     def on_new_flow(self, flow: Flow) -> None:
         ts = flow["ts"]
@@ -87,7 +88,7 @@ class Correlation(Module):
         saddr = flow["saddr"]
         if saddr not in self.local.sources:
             self.local.learn(saddr)
-        if "dns" in self.available:
+        if self.for_dns.clocks:  # dns.log is provided
             self._hold_for_dns(flow)
         if flow["dport"] in APP_PROTOCOLS and flow["proto"] == "tcp":
             self._hold_for_app(flow)
@@ -114,8 +115,9 @@ class Correlation(Module):
             servers.move_to_end(daddr)
         elif daddr:
             servers.add(daddr)
-        if ts > self.clocks["dns"]:
-            self._tick("dns", ts)
+        waiting = self.for_dns
+        if ts > waiting.horizon:
+            waiting.tick("dns", ts)
 
     def on_new_http(self, event: Mapping[str, Any]) -> None:
         self._record("http", event)
@@ -126,9 +128,8 @@ class Correlation(Module):
     def on_tw_closed(self, event: TwClosed) -> None:
         self.windows.learn(event)
         end = float(event["end"])
-        if end > self.settled:
-            self.settled = end
-            self._release()
+        # The three queues settle together: one answer speaks for all.
+        if all([waiting.settle(end) for waiting in self.waiting.values()]):
             # Held flows may still need their window's state; keep a margin past the end.
             margin = self.match + self.dns_wait + self.windows.width
             self.windows.forget_ending_before(end - margin)
@@ -136,34 +137,19 @@ class Correlation(Module):
                 index.forget_before(end - margin - self.windows.width)
 
     def shutdown(self) -> None:
-        self.settled = math.inf
-        self._release()
+        for waiting in self.waiting.values():
+            waiting.finish()
 
-    # ---- clocks ----
+    # ---- http and ssl records ----
 
     def _record(self, kind: str, event: Mapping[str, Any]) -> None:
         ts = event["ts"]
         if ts < self.start:
             self.start = ts
         self.records[kind].add(event["saddr"], event["daddr"], ts, event["uid"])
-        if ts > self.clocks[kind]:
-            self._tick(kind, ts)
-
-    def _tick(self, kind: str, ts: float) -> None:
-        if ts > self.clocks[kind]:
-            self.clocks[kind] = ts
-            self.waiting[kind].release(ts, self.judges[kind])
-
-    def _release(self) -> None:
-        for kind, waiting in self.waiting.items():
-            waiting.release(max(self.clocks[kind], self.settled), self.judges[kind])
-
-    def _hold(self, kind: str, deadline: float, item: Held) -> None:
-        # The other logs' queues hold nothing due: their clocks and settled released
-        # them when they moved. Only this item can be (a late flow).
-        waiting, judge = self.waiting[kind], self.judges[kind]
-        waiting.push(deadline, item, judge)
-        waiting.release(max(self.clocks[kind], self.settled), judge)
+        waiting = self.waiting[kind]
+        if ts > waiting.horizon:
+            waiting.tick(kind, ts)
 
     # ---- CONNECTION_WITHOUT_DNS ----
 
@@ -186,7 +172,7 @@ class Correlation(Module):
         win.dns_waiting.add(pair)
         item = Held("dns", flow["ts"], flow["uid"], flow["saddr"], daddr, flow["dport"], proto,
                     flow["tw"], flow["profile"], flow["sbytes"], flow["dbytes"])
-        self._hold("dns", item.ts + self.dns_wait, item)
+        self.for_dns.hold(item.ts + self.dns_wait, item)
 
     def _judge_dns(self, item: Held) -> None:
         win = self.windows.get(item.tw)
@@ -228,7 +214,8 @@ class Correlation(Module):
 
     def _hold_for_app(self, flow: Flow) -> None:
         kind, _, _ = APP_PROTOCOLS[flow["dport"]]
-        if kind not in self.available:
+        waiting = self.waiting[kind]
+        if not waiting.clocks:  # the input has no such log
             return
         history = flow["history"]
         # Zeek must have seen the connection open to run protocol detection on it.
@@ -250,7 +237,7 @@ class Correlation(Module):
         item = Held(kind, ts, flow["uid"], flow["saddr"], flow["daddr"], flow["dport"], "tcp",
                     flow["tw"], flow["profile"], flow["sbytes"], flow["dbytes"],
                     lo=ts - self.match, hi=hi)
-        self._hold(kind, hi, item)
+        waiting.hold(hi, item)
 
     def _judge_app(self, item: Held) -> None:
         win = self.windows.get(item.tw)

@@ -5,7 +5,8 @@ addresses (DNS itself used as the channel, or names checked but not used).
 HIGH_ENTROPY_DNS_TXT: a TXT answer that looks like encoded data (TXT tunnels, C2).
 PRIVATE_IP_DNS_ANSWER: a public name answering with a private address (DNS rebinding).
 DGA_NXDOMAINS: many names that do not exist (domain generation algorithms).
-DNS_ARPA_SCAN: a burst of reverse lookups (mapping a network by its PTR records).
+DNS_ARPA_SCAN: a burst of reverse lookups (mapping a network by its PTR records;
+reverse.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from slipsd.netinfo import is_group, is_private, is_public, parse_ip
 from .helpers import (
     LINK_LOCAL_DNS_PORTS,
     MAX_UIDS,
-    Burst,
+    NAMES_CAP,
     Window,
     embeds_address,
     entropy,
@@ -35,10 +36,10 @@ from .helpers import (
     normalise,
     txt_payload,
 )
+from .reverse import ReverseLookups
 from .unused import AnswerTracker, Query
 
 SINGLE_REPORTS = 5  # names reported one by one per profile and window before counting
-NAMES_CAP = 100_000  # names remembered per profile, window and finding
 
 
 class Dns(Module):
@@ -76,7 +77,7 @@ class Dns(Module):
         self.width = 3600.0
         self.windows: dict[tuple[str, int], Window] = {}
         self.unused: dict[tuple[str, int], dict[str, str]] = {}  # DNS_WITHOUT_CONNECTION
-        self.bursts: dict[str, Burst] = {}
+        self.reverse = ReverseLookups(self.arpa_threshold, self.arpa_seconds, self.ctx.evidence)
 
     # ---- channels ----
 
@@ -117,7 +118,7 @@ class Dns(Module):
         if dport in LINK_LOCAL_DNS_PORTS or is_group(daddr) or not name:
             return
         if is_reverse(name):
-            self._check_reverse(event, name)
+            self.reverse.lookup(event, name, self._window(event))
         elif is_local_name(name):
             return
         elif event["rcode_name"] == "NXDOMAIN":
@@ -142,10 +143,7 @@ class Dns(Module):
         done = self.tracker.judged_until() - self.wait
         for key in [k for k in self.unused if self._window_end(k[1]) < done]:
             del self.unused[key]
-        dns_clock = self.tracker.dns_clock
-        for profile in [p for p, b in self.bursts.items()
-                        if b.last() < dns_clock - self.arpa_seconds]:
-            del self.bursts[profile]
+        self.reverse.forget_before(self.tracker.dns_clock)
 
     def shutdown(self) -> None:
         # Names still waiting were resolved less than the wait before the conn log
@@ -280,46 +278,6 @@ class Dns(Module):
                 ts=event["ts"], tw=event["tw"], profile=event["profile"],
                 uids=tuple(list(win.nxdomains.values())[:MAX_UIDS]), key=f"names>={level}",
             )
-
-    def _check_reverse(self, event: Mapping[str, Any], name: str) -> None:
-        profile = event["profile"]
-        burst = self.bursts.get(profile)
-        if burst is None:
-            burst = self.bursts[profile] = Burst(self.arpa_seconds, 10 * self.arpa_threshold)
-        in_burst = burst.add(event["ts"], name)
-        win = self._window(event)
-        if name not in win.reverse and len(win.reverse) < NAMES_CAP:
-            win.reverse[name] = event["uid"]
-        saddr = event["saddr"]
-        if not win.arpa_burst and in_burst >= self.arpa_threshold:
-            win.arpa_burst = in_burst
-            self.ctx.evidence(
-                "DNS_ARPA_SCAN", attacker=saddr, victim="", threat_level="medium",
-                confidence=0.5,
-                description=(f"{saddr} made {in_burst} reverse DNS lookups within "
-                             f"{self.arpa_seconds:g} s (e.g. {listed(burst.sample(5))})"),
-                ts=event["ts"], tw=event["tw"], profile=profile,
-                uids=tuple(list(win.reverse.values())[-MAX_UIDS:]),
-                key=f"names>={self.arpa_threshold}",
-            )
-        if win.arpa_burst:
-            # Levels counted from the burst on; a burst late in a busy window may pass
-            # several at once, and only the highest is reported.
-            count = len(win.reverse)
-            level = max(powers(10 * self.arpa_threshold, win.arpa_counted, count), default=0)
-            win.arpa_counted = count
-            if level:
-                self.ctx.evidence(
-                    "DNS_ARPA_SCAN", attacker=saddr, victim="",
-                    threat_level="high" if level >= 100 * self.arpa_threshold else "medium",
-                    confidence=0.8,
-                    description=(f"{saddr} made {level} reverse DNS lookups in this window "
-                                 f"(the first burst: {win.arpa_burst} within "
-                                 f"{self.arpa_seconds:g} s)"),
-                    ts=event["ts"], tw=event["tw"], profile=profile,
-                    uids=tuple(list(win.reverse.values())[-MAX_UIDS:]),
-                    key=f"names>={level}",
-                )
 
     def _counted(self, event: Mapping[str, Any], type_: str, names: dict[str, str],
                  first: int, threat: str, confidence: float, what: str) -> None:

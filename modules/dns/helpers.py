@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 MAX_UIDS = 10
+NAMES_CAP = 100_000  # names remembered per profile, window and finding
 # Suffixes that never reach the public DNS: RFC 6761/6762 special-use names, the
 # ".home.arpa" family, and names home routers and enterprises use by convention.
 LOCAL_TLDS = frozenset({

@@ -1,9 +1,11 @@
-"""Lists, host names and user agents: the parsing the http module's checks rely on."""
+"""Lists, host names, user agents, files.log transfers: what the http checks rely on."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from slipsd.netinfo import parse_ip, shipped_data
 
@@ -135,3 +137,13 @@ def clip(text: str, limit: int = 100) -> str:
     """Text fit for a one-line description: control characters escaped, length capped."""
     safe = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
     return safe if len(safe) <= limit else safe[: limit - 3] + "..."
+
+
+def transfer_hosts(event: Mapping[str, Any]) -> tuple[str, str]:
+    """The receiver and the sender of a files.log transfer ("" when unknown)."""
+    rx, tx = event.get("rx_hosts"), event.get("tx_hosts")
+    if isinstance(rx, list) and rx:  # Zeek before 6: the hosts of the transfer
+        return str(rx[0]), str(tx[0]) if isinstance(tx, list) and tx else ""
+    if event.get("is_orig"):  # sent by the connection's originator
+        return event["daddr"], event["saddr"]
+    return event["saddr"], event["daddr"]

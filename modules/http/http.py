@@ -13,7 +13,6 @@ This file is imported by slipsd as ``<private package>.http``, never as a top-le
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from slipsd.events import Event, Flow, TwClosed
@@ -29,8 +28,10 @@ from .helpers import (
     load_entries,
     normalize_host,
     os_family,
+    transfer_hosts,
 )
 from .pairing import TlsPairs
+from .state import REPORTS_PER_WINDOW, PasteVisit, Window
 
 LISTS = {"user_agents_file": "suspicious_user_agents.txt",
          "search_engines_file": "search_engines.txt", "paste_sites_file": "paste_sites.txt"}
@@ -43,28 +44,8 @@ EXECUTABLE_TYPES = [
 # files.log sources whose executables http.log does not already show (HTTP files are
 # reported from http.log, once); SMB shares and mail attachments move executables routinely.
 FILE_SOURCES = frozenset({"FTP_DATA", "IRC_DATA"})
-REPORTS_PER_WINDOW = 5  # distinct victims/keys of one type listed per profile and window
 EMPTY_HOSTS_CAP = 100  # search-engine hosts counted per profile and window
 UIDS_KEPT = 10
-
-
-@dataclass
-class _Window:
-    reported: dict[str, set[str]] = field(default_factory=dict)
-    empty: dict[str, list[Any]] = field(default_factory=dict)  # host -> [count, uids]
-    families: dict[str, tuple[str, str]] = field(default_factory=dict)  # -> (agent, uid)
-
-
-@dataclass(frozen=True)
-class _Tls:
-    ts: float
-    tw: int
-    profile: str
-    saddr: str
-    daddr: str
-    site: str
-    server_name: str
-    uid: str
 
 
 class Http(Module):
@@ -109,16 +90,16 @@ class Http(Module):
         self.families = max(1, config["user_agent_families"])
         self.empty_threshold = max(1, config["empty_connections"])
         self.paste_bytes = max(0, config["pastebin_bytes"])
-        self.windows: WindowState[dict[str, _Window]] = WindowState(dict)
-        self.pairs: TlsPairs[_Tls] = TlsPairs(self.paste_bytes)
+        self.windows: WindowState[dict[str, Window]] = WindowState(dict)
+        self.pairs: TlsPairs[PasteVisit] = TlsPairs(self.paste_bytes)
 
     # -- window state --------------------------------------------------------------------
 
-    def _window(self, profile: str, tw: int) -> _Window:
+    def _window(self, profile: str, tw: int) -> Window:
         per_profile = self.windows.get(tw)
         w = per_profile.get(profile)
         if w is None:
-            w = per_profile[profile] = _Window()
+            w = per_profile[profile] = Window()
         return w
 
     def on_tw_closed(self, event: TwClosed) -> None:
@@ -130,15 +111,6 @@ class Http(Module):
                 del self.windows.state[event["tw"]]
         # Late records may have recreated state of windows closed earlier.
         self.windows.forget_ending_before(float(event["start"]))
-
-    def _first(self, w: _Window, kind: str, scope: str, key: str) -> bool:
-        """True once per (kind, scope, key) and window, for at most REPORTS_PER_WINDOW."""
-        seen = w.reported.setdefault(kind, set())
-        token = f"{scope}|{key}"
-        if token in seen or len(seen) >= REPORTS_PER_WINDOW:
-            return False
-        seen.add(token)
-        return True
 
     # -- http.log ------------------------------------------------------------------------
 
@@ -157,12 +129,12 @@ class Http(Module):
         size = e.get("response_body_len")
         site = self.pastes.match(host)
         if site is not None and isinstance(size, int) and size >= self.paste_bytes:
-            self._report_paste(_Tls(e["ts"], e["tw"], e["profile"], e["saddr"], e["daddr"],
+            self._report_paste(PasteVisit(e["ts"], e["tw"], e["profile"], e["saddr"], e["daddr"],
                                     site, host, e["uid"]), size, tls=False)
 
-    def _check_agent(self, e: Mapping[str, Any], w: _Window, agent: str, host: str) -> None:
+    def _check_agent(self, e: Mapping[str, Any], w: Window, agent: str, host: str) -> None:
         entry = self.agents.match(agent)
-        if entry is None or not self._first(w, "SUSPICIOUS_USER_AGENT", e["daddr"], entry):
+        if entry is None or not w.first("SUSPICIOUS_USER_AGENT", e["daddr"], entry):
             return
         server = f"{e['daddr']} ({clip(host, 60)})" if host else e["daddr"]
         listed = "an empty value" if entry == "=" else f"'{clip(entry, 40)}'"
@@ -174,7 +146,7 @@ class Http(Module):
             ts=e["ts"], tw=e["tw"], profile=e["profile"], uids=(e["uid"],), key=entry,
         )
 
-    def _track_family(self, e: Mapping[str, Any], w: _Window, agent: str) -> None:
+    def _track_family(self, e: Mapping[str, Any], w: Window, agent: str) -> None:
         family = os_family(agent)
         if family is None or family in w.families:
             return
@@ -191,7 +163,7 @@ class Http(Module):
             uids=tuple(uid for _, uid in w.families.values()), key="",
         )
 
-    def _check_executable(self, e: Mapping[str, Any], w: _Window, host: str) -> None:
+    def _check_executable(self, e: Mapping[str, Any], w: Window, host: str) -> None:
         mimes = e.get("resp_mime_types")
         if not isinstance(mimes, list):
             return
@@ -199,7 +171,7 @@ class Http(Module):
                     None)
         victim = e["daddr"]
         # Gated by name, not address: a CDN serves one file from many addresses.
-        if mime is None or not self._first(w, "EXECUTABLE_DOWNLOAD", "", host or victim):
+        if mime is None or not w.first("EXECUTABLE_DOWNLOAD", "", host or victim):
             return
         # Droppers fetch by address; software vendors serve by name.
         bare = not host or is_ip_literal(host)
@@ -214,7 +186,7 @@ class Http(Module):
             key=host or victim,
         )
 
-    def _check_empty(self, e: Mapping[str, Any], w: _Window, host: str) -> None:
+    def _check_empty(self, e: Mapping[str, Any], w: Window, host: str) -> None:
         if e.get("uri") not in (None, "", "/") or e.get("request_body_len") or \
                 e.get("response_body_len"):
             return
@@ -256,7 +228,8 @@ class Http(Module):
         if site is None or not e["uid"] or not e["saddr"]:
             self.pairs.advance(e["ts"])
             return
-        tls = _Tls(e["ts"], e["tw"], e["profile"], e["saddr"], e["daddr"], site, name, e["uid"])
+        tls = PasteVisit(e["ts"], e["tw"], e["profile"], e["saddr"], e["daddr"], site, name,
+                         e["uid"])
         size = self.pairs.tls(tls.uid, tls.ts, tls)
         if size is not None:
             self._report_paste(tls, size, tls=True)
@@ -266,9 +239,9 @@ class Http(Module):
         if tls is not None:
             self._report_paste(tls, flow["dbytes"], tls=True)
 
-    def _report_paste(self, t: _Tls, size: int, tls: bool) -> None:
+    def _report_paste(self, t: PasteVisit, size: int, tls: bool) -> None:
         w = self._window(t.profile, t.tw)
-        if not self._first(w, "PASTEBIN_DOWNLOAD", "", t.site):  # one per site, any address
+        if not w.first("PASTEBIN_DOWNLOAD", "", t.site):  # one per site, any address
             return
         how = ("over TLS (handshake included)" if tls else "over plain HTTP")
         self.ctx.evidence(
@@ -287,7 +260,7 @@ class Http(Module):
             return
         method = clip(str(e.get("addl") or ""), 40)
         w = self._window(e["profile"], e["tw"])
-        if not self._first(w, "WEIRD_HTTP_METHOD", e["daddr"], method):
+        if not w.first("WEIRD_HTTP_METHOD", e["daddr"], method):
             return
         self.ctx.evidence(
             "WEIRD_HTTP_METHOD", attacker=e["saddr"], victim=e["daddr"],
@@ -304,16 +277,9 @@ class Http(Module):
         if source not in FILE_SOURCES or not isinstance(mime, str) or \
                 mime.lower() not in self.exec_types:
             return
-        rx, tx = e.get("rx_hosts"), e.get("tx_hosts")
-        if isinstance(rx, list) and rx:  # Zeek before 6: the hosts of the transfer
-            receiver = str(rx[0])
-            sender = str(tx[0]) if isinstance(tx, list) and tx else ""
-        elif e.get("is_orig"):  # sent by the connection's originator
-            receiver, sender = e["daddr"], e["saddr"]
-        else:
-            receiver, sender = e["saddr"], e["daddr"]
-        if not receiver or not self._first(self._window(receiver, e["tw"]),
-                                           "EXECUTABLE_DOWNLOAD", sender, source):
+        receiver, sender = transfer_hosts(e)
+        if not receiver or not self._window(receiver, e["tw"]).first(
+                "EXECUTABLE_DOWNLOAD", sender, source):
             return
         self.ctx.evidence(
             "EXECUTABLE_DOWNLOAD", attacker=receiver, victim=sender,

@@ -3,17 +3,17 @@
 ssh.log says whether an SSH authentication succeeded; without it (Zeek could not
 tell, or the log is not collected) the size of the conn record stands in. A conn
 record is held until ssh.log has moved past it in traffic time (or a window has
-closed past it, or the run ends), since channels interleave only per batch.
+closed past it, or the run ends), since channels interleave only per batch; an
+input without ssh.log (Argus, nfdump) has it judged at once.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from slipsd.events import Flow, TwClosed
-from slipsd.modtools import CappedSet, Deadlines, WindowState, powers
+from slipsd.modtools import CappedSet, TrafficClock, WindowState, powers
 from slipsd.module import Module, Option
 
 from .helpers import (
@@ -38,7 +38,7 @@ class Logins(Module):
     description = ("SSH and SMTP logins: successes, password guessing, client changes, refused "
                    "credentials (SSH_SUCCESSFUL_LOGIN, SSH_PASSWORD_GUESSING, "
                    "MULTIPLE_SSH_CLIENT_VERSIONS, SMTP_BAD_LOGIN, SMTP_LOGIN_BRUTEFORCE)")
-    channels = ("new_ssh", "new_smtp", "new_software", "new_flow")
+    channels = ("new_input", "new_ssh", "new_smtp", "new_software", "new_flow")
     evidence_types = ("SSH_SUCCESSFUL_LOGIN", "SSH_PASSWORD_GUESSING",
                       "MULTIPLE_SSH_CLIENT_VERSIONS", "SMTP_BAD_LOGIN", "SMTP_LOGIN_BRUTEFORCE")
     options = {
@@ -56,14 +56,15 @@ class Logins(Module):
         self.guesses = max(1, int(config["ssh_guesses"]))
         self.burst_size = max(1, int(config["smtp_bruteforce"]))
         self.burst_seconds = float(config["smtp_seconds"])
-        self.ssh_clock = -math.inf
-        self.settled = -math.inf
         self.ssh_decided = CappedSet(100_000)  # uids ssh.log gave a verdict for
-        self.waiting = Deadlines(50_000)
+        self.waiting: TrafficClock[SshFlow] = TrafficClock(("ssh",), self._judge_flow, 50_000)
         self.windows: WindowState[Window] = WindowState(Window)
         self.versions: dict[str, list[str]] = {}
 
     # ---- SSH ----
+
+    def on_new_input(self, event: Mapping[str, Any]) -> None:
+        self.waiting.provided(event["log_types"])
 
     def on_new_ssh(self, event: Mapping[str, Any]) -> None:
         success = event.get("auth_success")
@@ -77,9 +78,8 @@ class Logins(Module):
             tries = attempts if isinstance(attempts, int) and attempts > 0 else 1
             self._guess(client, server, event["ts"], event["tw"], event["profile"], uid,
                         tries, "ssh.log")
-        if event["ts"] > self.ssh_clock:
-            self.ssh_clock = event["ts"]
-            self.waiting.release(self.ssh_clock, self._judge_flow)
+        if event["ts"] > self.waiting.horizon:
+            self.waiting.tick("ssh", event["ts"])
 
     def on_new_flow(self, flow: Flow) -> None:
         if flow["proto"] != "tcp" or flow["state"] not in ESTABLISHED:
@@ -90,8 +90,7 @@ class Logins(Module):
             return  # no SSH exchange happened, or ssh.log already judged it
         item = SshFlow(flow["ts"], flow["uid"], flow["saddr"], flow["daddr"], flow["tw"],
                        flow["profile"], flow["sbytes"], flow["dbytes"])
-        self.waiting.push(flow["ts"] + SSH_WAIT, item, self._judge_flow)
-        self.waiting.release(max(self.ssh_clock, self.settled), self._judge_flow)
+        self.waiting.hold(flow["ts"] + SSH_WAIT, item)
 
     def _judge_flow(self, item: SshFlow) -> None:
         if item.uid in self.ssh_decided:
@@ -212,13 +211,9 @@ class Logins(Module):
 
     def on_tw_closed(self, event: TwClosed) -> None:
         end = float(event["end"])
-        if end > self.settled:
-            self.settled = end
-            self.waiting.release(max(self.ssh_clock, self.settled), self._judge_flow)
+        if self.waiting.settle(end):
             self.windows.learn(event)
-            self.windows.forget_ending_before(
-                float(event["end"]) - SSH_WAIT - self.windows.width)
+            self.windows.forget_ending_before(end - SSH_WAIT - self.windows.width)
 
     def shutdown(self) -> None:
-        self.settled = math.inf
-        self.waiting.release(self.settled, self._judge_flow)
+        self.waiting.finish()

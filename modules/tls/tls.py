@@ -11,19 +11,18 @@ cert_chain_fuids); x509.log, when present, adds its subject alternative names.
 An x509 record comes a little after its ssl record (traffic time), and channels
 interleave per batch, so an ssl record whose certificate is unknown waits until
 the x509 log has moved ``hold_seconds`` past it, a window closes past it, or the
-run ends; without x509.log it is judged from ssl.log alone.
+run ends; an input without x509.log (new_input) has it judged from ssl.log at once.
 """
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from slipsd.events import TwClosed
-from slipsd.modtools import Deadlines, WindowState
+from slipsd.modtools import TrafficClock, WindowState
 from slipsd.module import Module, Option
 from slipsd.netinfo import is_private
 from slipsd.orgs import load_organizations
@@ -38,9 +37,9 @@ from .certs import (
     issued_by_public_ca,
     leaf_id,
     looks_like_hostname,
-    memo,
     self_signed_status,
 )
+from .owners import Owners
 from .records import Facts as _Facts
 from .records import TlsRecord as _Tls
 
@@ -66,7 +65,7 @@ class Tls(Module):
     description = ("TLS certificates that are self-signed, claim a well-known organisation "
                    "the server is not, or do not cover the SNI (SELF_SIGNED_CERTIFICATE, "
                    "INCOMPATIBLE_CERTIFICATE_ORG, CN_SNI_MISMATCH)")
-    channels = ("new_ssl", "new_x509")
+    channels = ("new_input", "new_ssl", "new_x509")
     evidence_types = ("SELF_SIGNED_CERTIFICATE", "INCOMPATIBLE_CERTIFICATE_ORG",
                       "CN_SNI_MISMATCH")
     options = {
@@ -82,14 +81,11 @@ class Tls(Module):
         self.hold = max(0.0, float(config["hold_seconds"]))
         self.public_cas = [str(p) for p in config["public_ca_issuers"]]
         self.limit = max(1, int(config["evidence_limit"]))
-        self.orgs = load_organizations()
+        self.owners = Owners(load_organizations())
         self.certs: Lru[str, Cert] = Lru(CERTS_CAP)
-        self.waiting: Deadlines[Mapping[str, Any]] = Deadlines(WAITING_CAP)
-        self.x509_clock = -math.inf
+        self.waiting: TrafficClock[Mapping[str, Any]] = TrafficClock(
+            ("x509",), self._judge, WAITING_CAP)
         self.windows: WindowState[dict[str, _Seen]] = WindowState(dict)
-        self.named_in = memo(4096, self._named_in)
-        self.ip_owner = memo(4096, self._ip_owner)
-        self.domain_owner = memo(4096, self._domain_owner)
         self.facts: Lru[tuple[Any, ...], _Facts] = Lru(FACTS_CAP)
         # Whether a record makes evidence depends on these only (not on the client), and
         # most records make none: such combinations skip the judgement.
@@ -98,28 +94,35 @@ class Tls(Module):
 
     # ---- events ----
 
+    def on_new_input(self, event: Mapping[str, Any]) -> None:
+        self.waiting.provided(event["log_types"])
+
     def on_new_x509(self, event: Mapping[str, Any]) -> None:
         found = cert_from_x509(event)
         if found is not None and event.get("client_cert") is not True:
             self.certs.put(*found)
-        self.x509_clock = max(self.x509_clock, float(event["ts"]))
-        self.waiting.release(self.x509_clock, self._judge)
+        ts = float(event["ts"])
+        if ts > self.waiting.horizon:
+            self.waiting.tick("x509", ts)
 
     def on_new_ssl(self, event: Mapping[str, Any]) -> None:
         leaf = leaf_id(event)
-        if not leaf or leaf in self.certs or self.x509_clock >= event["ts"] + self.hold:
+        if not leaf or leaf in self.certs:
+            self._judge(event, leaf)
+            return
+        waiting, deadline = self.waiting, event["ts"] + self.hold
+        if deadline <= waiting.horizon:  # TrafficClock.hold, inline
             self._judge(event, leaf)
         else:
-            self.waiting.push(event["ts"] + self.hold, event, self._judge)
+            waiting.push(deadline, event, self._judge)
 
     def on_tw_closed(self, event: TwClosed) -> None:
         self.windows.learn(event)
-        # Every record before the window's end has been delivered, x509 ones too.
-        self.waiting.release(float(event["end"]), self._judge)
+        self.waiting.settle(float(event["end"]))
         self.windows.forget_ending_before(float(event["start"]) - self.hold)
 
     def shutdown(self) -> None:
-        self.waiting.release(math.inf, self._judge)
+        self.waiting.finish()
 
     # ---- judgement ----
 
@@ -166,11 +169,10 @@ class Tls(Module):
         covered = bool(sni) and any_covers(names, sni)
         likely = covered or (bool(sni) and cert is None and any(
             base_domain(cn) == base_domain(sni) for cn in cns if looks_like_hostname(cn)))
-        asn = self.ctx.geoip.asn(daddr)
-        owners = {self.ip_owner(daddr), self.orgs.asn_owner(asn[0]) if asn else None}
+        owners = self.owners
+        server_owners = owners.of_server(daddr, self.ctx.geoip)
         return _Facts(subjects, issuers, cns, names, sni, covered, likely,
-                      self.domain_owner(sni) if sni else None,
-                      frozenset(o for o in owners if o))
+                      owners.of_domain(sni) if sni else None, server_owners)
 
     def _self_signed(self, tls: _Tls) -> None:
         kind = self_signed_status(tls.status)
@@ -195,10 +197,10 @@ class Tls(Module):
         # organisation -> (where the certificate names it, that subject or issuer)
         claimed: dict[str, tuple[str, str]] = {}
         for subject in tls.subjects:
-            for org in self._orgs_of_subject(subject):
+            for org in self.owners.of_subject(subject):
                 claimed.setdefault(org, ("subject", subject))
         for issuer in tls.issuers:
-            org = self.named_in(issuer)
+            org = self.owners.named_in(issuer)
             if org and not issued_by_public_ca(issuer, self.public_cas):
                 claimed.setdefault(org, ("issuer", issuer))
         if not claimed:
@@ -239,7 +241,7 @@ class Tls(Module):
             # the SNI among the alternative names we cannot see; and where the data
             # knows none of the names' owners it cannot tell either.
             hostnames = [cn for cn in tls.cns if looks_like_hostname(cn)]
-            cn_owners = {o for o in map(self.domain_owner, hostnames) if o}
+            cn_owners = {o for o in map(self.owners.of_domain, hostnames) if o}
             if tls.likely_covered or cn_owners & (tls.server_owners | {tls.sni_owner}) or (
                     hostnames and not cn_owners and tls.sni_owner is None):
                 return
@@ -259,23 +261,6 @@ class Tls(Module):
         if status:
             return status != "ok" and status not in TIME_ONLY
         return tls.self_issued
-
-    # ---- organisations ----
-
-    def _orgs_of_subject(self, subject: str) -> list[str]:
-        found = [self.named_in(subject)]
-        found += [self.domain_owner(cn.removeprefix("*.")) for cn in common_names(subject)
-                  if looks_like_hostname(cn)]
-        return list(dict.fromkeys(org for org in found if org))
-
-    def _named_in(self, text: str) -> str | None:
-        return self.orgs.named_in(text)
-
-    def _ip_owner(self, ip: str) -> str | None:
-        return self.orgs.owner_of_ip(ip)
-
-    def _domain_owner(self, name: str) -> str | None:
-        return self.orgs.owner_of_domain(name)
 
     # ---- reporting ----
 
