@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -28,6 +29,8 @@ class TreeSampler(threading.Thread):
         self.role: dict[int, str] = {}
         self.parent: dict[int, int] = {}  # every pid seen -> its parent, read once
         self.samples = 0
+        # (monotonic time, CPU seconds so far per role) at every sample, for busy_cores
+        self.history: list[tuple[float, dict[str, float]]] = []
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -75,6 +78,7 @@ class TreeSampler(threading.Thread):
             self.role.setdefault(pid, "slipsd")
         self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
         self.samples += 1
+        self.history.append((time.monotonic(), self.cpu_by_role()))
 
     def cpu_by_role(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -82,6 +86,32 @@ class TreeSampler(threading.Thread):
             role = self.role.get(pid, "?")
             out[role] = round(out.get(role, 0.0) + seconds, 2)
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def busy_cores(history: list[tuple[float, dict[str, float]]], start: float,
+               step: float = 5.0) -> list[tuple[float, dict[str, float]]]:
+    """Cores each role kept busy in every ``step`` s from ``start``: where a run is
+    CPU-bound, and which process is busy when (start-up, the end of the input, the end)."""
+    rows: list[tuple[float, dict[str, float]]] = []
+    before = next(((t, cpu) for t, cpu in history if t >= start), None)
+    if before is None:
+        return rows
+    edge = start + step
+    for t, cpu in history:
+        if t < edge:
+            continue
+        span = t - before[0]
+        if span > 0:
+            rows.append((round(before[0] - start, 1), {
+                role: round((seconds - before[1].get(role, 0.0)) / span, 2)
+                for role, seconds in cpu.items()}))
+        before, edge = (t, cpu), t + step
+    last = history[-1]
+    if last[0] > before[0]:  # the end of the run, shorter than a step
+        rows.append((round(before[0] - start, 1), {
+            role: round((seconds - before[1].get(role, 0.0)) / (last[0] - before[0]), 2)
+            for role, seconds in last[1].items()}))
+    return rows
 
 
 def _pss(pid: int) -> int:

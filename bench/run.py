@@ -1,6 +1,7 @@
 """End-to-end throughput and memory of ``slipsctl analyze`` on generated Zeek folders.
 
     .venv/bin/python bench/run.py [SIZE ...] [--work DIR] [--flowmeter] [--pcap-mb 200]
+                                  [--set SECTION.KEY=VALUE ...] [--timeline]
     make bench                          # 100k and 1M flows, then the flowmeter
 
 SIZE is the number of flows given to bench/gen_zeek.py (100k, 1M, 5M or a plain
@@ -29,7 +30,12 @@ For each size, on a fresh slipsd (embedded Redis, all default modules, started a
   over the reference's CPU seconds, which other work on the machine moves far less than
   it moves the wall-clock ratio;
 - Redis peak: ``used_memory_peak`` of INFO memory;
-- load: ``os.getloadavg()`` before and after the run (the 1-minute figure).
+- load: ``os.getloadavg()`` before and after the run (the 1-minute figure);
+- with --timeline, the cores each process kept busy in every 5 s of the run (also in
+  the JSON as ``busy_cores``): whether the run is CPU-bound, and who works when.
+
+``--set modules.enabled=tunnels`` (a module that reads no traffic channel) measures the
+ingest alone: the most this design can do with modules that cost nothing.
 
 With --flowmeter, bench/flowmeter.py then meters DIR/traffic-<MB>mb.pcap (written
 once) with slips' flowmeter and with NFStream alone. Each result is printed as a
@@ -54,7 +60,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))
 
 import gen_zeek  # noqa: E402
-from _sampler import TreeSampler  # noqa: E402
+from _sampler import TreeSampler, busy_cores  # noqa: E402
 
 from slipsd import protocol  # noqa: E402
 from slipsd.store import connect  # noqa: E402
@@ -126,7 +132,7 @@ def load1() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def measure(n: int, work: Path, sets: list[str]) -> dict[str, Any]:
+def measure(n: int, work: Path, sets: list[str], timeline: bool = False) -> dict[str, Any]:
     folder, truth = ensure_folder(work, n)
     records = truth["records"]
     ref, ref_cpu, _ = min(reference(folder) for _ in range(2))
@@ -153,7 +159,7 @@ def measure(n: int, work: Path, sets: list[str]) -> dict[str, Any]:
         sampler.start()
         load_before = load1()
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        t0_wall, t0 = time.time(), time.perf_counter()
+        t0_wall, t0, t0_mono = time.time(), time.perf_counter(), time.monotonic()
         try:
             with protocol.Client(str(sock), timeout=None) as client:
                 run = client.call("analyze", {"name": str(folder), "output": str(output)},
@@ -196,7 +202,22 @@ def measure(n: int, work: Path, sets: list[str]) -> dict[str, Any]:
         "load_before": load_before, "load_after": load_after,
         "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
         "date": time.strftime("%Y-%m-%d %H:%M"), "cores": os.cpu_count(), "set": sets,
+        **({"busy_cores": busy_cores(sampler.history, t0_mono)} if timeline else {}),
     }
+
+
+def timeline_table(rows: list[tuple[float, dict[str, float]]]) -> str:
+    """Cores busy per role, one line per 5 s of the run (``--timeline``)."""
+    roles = sorted({role for _, cores in rows for role in cores},
+                   key=lambda role: -sum(cores.get(role, 0.0) for _, cores in rows))
+    roles = [role for role in roles if any(cores.get(role, 0.0) >= 0.05 for _, cores in rows)]
+    lines = ["| s | " + " | ".join(roles) + " | all |",
+             "|---:|" + "---:|" * (len(roles) + 1)]
+    for t, cores in rows:
+        values = [cores.get(role, 0.0) for role in roles]
+        lines.append(f"| {t:.0f} | " + " | ".join(f"{v:.2f}" for v in values)
+                     + f" | {sum(cores.values()):.2f} |")
+    return "\n".join(lines)
 
 
 HEADER = ("| flows (gen) | conn flows | all records | seconds | flows/s | µs/flow | "
@@ -227,6 +248,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="configuration for slipsd, e.g. modules.processes=1 (repeatable)")
     parser.add_argument("--repeat", type=int, default=2, help="flowmeter runs, best kept")
+    parser.add_argument("--timeline", action="store_true",
+                        help="also print the cores each process kept busy, per 5 s of a run")
     args = parser.parse_args()
     sizes = args.sizes or ([] if args.flowmeter else [100_000])
     args.work.mkdir(parents=True, exist_ok=True)
@@ -236,13 +259,18 @@ def main() -> None:
     lines = []
     try:
         for n in sizes:
-            r = measure(n, args.work, args.set)
+            r = measure(n, args.work, args.set, args.timeline)
             print(row(r), flush=True)
             lines.append(json.dumps(r))
             with open(results, "a") as f:
                 f.write(lines[-1] + "\n")
     finally:
         shutil.rmtree(args.work / TRASH, ignore_errors=True)
+    for line in lines:
+        r = json.loads(line)
+        if "busy_cores" in r:
+            print(f"\nCores busy per process, {label(r['gen_flows'])}:\n")
+            print(timeline_table(r["busy_cores"]) + "\n")
     for line in lines:
         print(line)
     if args.flowmeter:
