@@ -3,6 +3,8 @@
 Writes real Zeek formats: TSV (LogAscii with its full header) and JSON (one object a
 line, Zeek's ``LogAscii::use_json``). Records use Zeek's own field names
 ("id.orig_h", "orig_bytes", ...); None means an unset field. Standard library only.
+The column lists (FIELDS) are in _zeek_fields.py and the made-up conn records in
+_conn_flows.py, beside this file; use them through this module.
 
     import zeekgen
     flows = zeekgen.make_conn_flows(100_000, seed=7)
@@ -14,111 +16,20 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import random
 import re
-import string
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO, Any
 
-Record = dict[str, Any]
+from _conn_flows import Record, conn_record, make_conn_flows, make_uid
+from _zeek_fields import FIELDS
+
+__all__ = ["FIELDS", "Fields", "LogWriter", "Record", "conn_record", "infer_fields",
+           "make_conn_flows", "make_uid", "write_conn_log", "write_log"]
+
 Fields = Sequence[tuple[str, str]]
 
-_ID = [("id.orig_h", "addr"), ("id.orig_p", "port"), ("id.resp_h", "addr"), ("id.resp_p", "port")]
-
-
-def _f(spec: str) -> list[tuple[str, str]]:
-    """'ts:time uid:string @id x:count' -> field list; '@id' stands for the four id.* fields."""
-    out: list[tuple[str, str]] = []
-    for item in spec.split():
-        if item == "@id":
-            out.extend(_ID)
-        else:
-            name, _, zeek_type = item.partition(":")
-            out.append((name, zeek_type))
-    return out
-
-
-# Field lists of the Zeek logs slips reads, in Zeek's column order (Zeek 5/6 defaults).
-FIELDS: dict[str, list[tuple[str, str]]] = {
-    "conn": _f(
-        "ts:time uid:string @id proto:enum service:string duration:interval "
-        "orig_bytes:count resp_bytes:count conn_state:string local_orig:bool local_resp:bool "
-        "missed_bytes:count history:string orig_pkts:count orig_ip_bytes:count resp_pkts:count "
-        "resp_ip_bytes:count tunnel_parents:set[string]"
-    ),
-    "dns": _f(
-        "ts:time uid:string @id proto:enum trans_id:count rtt:interval query:string "
-        "qclass:count qclass_name:string qtype:count qtype_name:string rcode:count "
-        "rcode_name:string AA:bool TC:bool RD:bool RA:bool Z:count answers:vector[string] "
-        "TTLs:vector[interval] rejected:bool"
-    ),
-    "http": _f(
-        "ts:time uid:string @id trans_depth:count method:string host:string uri:string "
-        "referrer:string version:string user_agent:string origin:string "
-        "request_body_len:count response_body_len:count status_code:count status_msg:string "
-        "info_code:count info_msg:string tags:set[enum] username:string password:string "
-        "proxied:set[string] orig_fuids:vector[string] orig_filenames:vector[string] "
-        "orig_mime_types:vector[string] resp_fuids:vector[string] "
-        "resp_filenames:vector[string] resp_mime_types:vector[string]"
-    ),
-    "ssl": _f(
-        "ts:time uid:string @id version:string cipher:string curve:string server_name:string "
-        "resumed:bool last_alert:string next_protocol:string established:bool "
-        "cert_chain_fuids:vector[string] client_cert_chain_fuids:vector[string] "
-        "subject:string issuer:string client_subject:string client_issuer:string "
-        "validation_status:string ja3:string ja3s:string"
-    ),
-    "ssh": _f(
-        "ts:time uid:string @id version:count auth_success:bool auth_attempts:count "
-        "direction:enum client:string server:string cipher_alg:string mac_alg:string "
-        "compression_alg:string kex_alg:string host_key_alg:string host_key:string"
-    ),
-    "smtp": _f(
-        "ts:time uid:string @id trans_depth:count helo:string mailfrom:string "
-        "rcptto:set[string] date:string from:string to:set[string] subject:string "
-        "last_reply:string path:vector[addr] user_agent:string tls:bool fuids:vector[string] "
-        "is_webmail:bool"
-    ),
-    "dhcp": _f(
-        "ts:time uids:set[string] client_addr:addr server_addr:addr mac:string "
-        "host_name:string client_fqdn:string domain:string requested_addr:addr "
-        "assigned_addr:addr lease_time:interval client_message:string server_message:string "
-        "msg_types:vector[string] duration:interval"
-    ),
-    "arp": _f(
-        "ts:time operation:string src_mac:string dst_mac:string orig_h:addr resp_h:addr "
-        "orig_hw:string resp_hw:string"
-    ),
-    "notice": _f(
-        "ts:time uid:string @id fuid:string file_mime_type:string file_desc:string proto:enum "
-        "note:enum msg:string sub:string src:addr dst:addr p:port n:count peer_descr:string "
-        "actions:set[enum] suppress_for:interval"
-    ),
-    "software": _f(
-        "ts:time host:addr host_p:port software_type:enum name:string version.major:count "
-        "version.minor:count version.minor2:count version.minor3:count version.addl:string "
-        "unparsed_version:string"
-    ),
-    "files": _f(
-        "ts:time fuid:string tx_hosts:set[addr] rx_hosts:set[addr] conn_uids:set[string] "
-        "source:string depth:count analyzers:set[string] mime_type:string filename:string "
-        "duration:interval local_orig:bool is_orig:bool seen_bytes:count total_bytes:count "
-        "missing_bytes:count overflow_bytes:count timedout:bool parent_fuid:string md5:string "
-        "sha1:string sha256:string"
-    ),
-    "weird": _f("ts:time uid:string @id name:string addl:string notice:bool peer:string"),
-    "tunnel": _f("ts:time uid:string @id tunnel_type:enum action:enum"),
-}
-
-_CONN_NAMES = [name for name, _ in FIELDS["conn"]]
-_UID_CHARS = string.ascii_letters + string.digits
 _SPECIAL = re.compile(r"[\\\x00-\x1f\x7f]")
-
-
-def make_uid(rng: random.Random, prefix: str = "C") -> str:
-    """A Zeek-like connection uid: 'C' followed by 17 letters and digits."""
-    return prefix + "".join(rng.choices(_UID_CHARS, k=17))
 
 
 def _escape(text: str, extra: str = "") -> str:
@@ -301,80 +212,3 @@ class LogWriter:
 
 def write_conn_log(path: str, flows: Iterable[Mapping[str, Any]], fmt: str = "json") -> int:
     return write_log(path, "conn", flows, fmt)
-
-
-def conn_record(
-    ts: float, uid: str, orig_h: str, orig_p: int, resp_h: str, resp_p: int, **fields: Any
-) -> Record:
-    """One conn.log record in Zeek's column order; other fields go by their Zeek names.
-
-    Unset fields are None; missed_bytes and packet counts default to 0, and the IP
-    byte counts to the payload plus 40 (tcp) or 28 bytes of headers a packet.
-    """
-    rec: Record = dict.fromkeys(_CONN_NAMES)
-    rec.update({"ts": ts, "uid": uid, "id.orig_h": orig_h, "id.orig_p": orig_p})
-    rec.update({"id.resp_h": resp_h, "id.resp_p": resp_p, "proto": "tcp", "missed_bytes": 0})
-    rec.update({"orig_pkts": 0, "resp_pkts": 0}, **fields)
-    per_packet = 40 if rec["proto"] == "tcp" else 28
-    for side in ("orig", "resp"):
-        if rec[f"{side}_ip_bytes"] is None:
-            payload = rec[f"{side}_bytes"] or 0
-            rec[f"{side}_ip_bytes"] = payload + per_packet * rec[f"{side}_pkts"]
-    return rec
-
-
-# Kinds of generated flows: weight, proto, service, port, conn_state, history,
-# mean duration (s), and upper bounds of the orig and resp payload bytes.
-_KINDS = [
-    (40, "tcp", "ssl", 443, "SF", "ShADadFf", 8.0, 4000, 60000),
-    (15, "tcp", "http", 80, "SF", "ShADadFf", 2.0, 1500, 200000),
-    (25, "udp", "dns", 53, "SF", "Dd", 0.03, 80, 400),
-    (8, "tcp", "ssh", 22, "S1", "ShAD", 30.0, 5000, 9000),
-    (6, "tcp", None, 8080, "S0", "S", 0.0, 0, 0),
-    (4, "tcp", None, 3389, "REJ", "Sr", 0.0, 0, 0),
-    (2, "icmp", None, 0, "OTH", None, 1.0, 64, 64),
-]
-
-
-def make_conn_flows(
-    n: int,
-    *,
-    seed: int = 1,
-    start_ts: float = 1_700_000_000.0,
-    span: float = 3600.0,
-    hosts: Sequence[str] | None = None,
-    servers: Sequence[str] | None = None,
-) -> list[Record]:
-    """n plausible conn.log records from hosts to servers, sorted by ts, same for a seed.
-
-    Times and durations have microsecond precision, as Zeek writes them, so that they
-    survive a TSV round trip exactly.
-    """
-    rng = random.Random(seed)
-    hosts = list(hosts) if hosts else [f"192.168.1.{i}" for i in range(10, 30)]
-    if not servers:
-        servers = [f"{net}.{i}" for net in ("198.51.100", "203.0.113") for i in range(1, 51)]
-    kinds = rng.choices(_KINDS, weights=[k[0] for k in _KINDS], k=n)
-    times = sorted(round(start_ts + rng.random() * span, 6) for _ in range(n))
-    flows: list[Record] = []
-    randint = rng.randint
-    choice = rng.choice
-    for ts, kind in zip(times, kinds, strict=True):
-        _, proto, service, port, state, history, mean_duration, max_sbytes, max_dbytes = kind
-        if state in ("S0", "REJ"):
-            duration, sbytes, dbytes = (None, None, None) if state == "S0" else (0.0, 0, 0)
-            spkts, dpkts = randint(1, 3), (1 if state == "REJ" else 0)
-        else:
-            duration = round(rng.expovariate(1 / mean_duration), 6)
-            sbytes, dbytes = randint(max_sbytes // 4, max_sbytes), randint(0, max_dbytes)
-            spkts, dpkts = 1 + sbytes // 500, 1 + dbytes // 1200
-        sport = randint(1024, 65535) if proto != "icmp" else 8
-        flows.append(
-            conn_record(
-                ts, make_uid(rng), choice(hosts), sport, choice(servers), port,
-                proto=proto, service=service, duration=duration, orig_bytes=sbytes,
-                resp_bytes=dbytes, conn_state=state, local_orig=True, local_resp=False,
-                history=history, orig_pkts=spkts, resp_pkts=dpkts,
-            )
-        )  # fmt: skip
-    return flows
