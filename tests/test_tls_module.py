@@ -137,6 +137,15 @@ def test_without_x509_the_record_is_judged_from_ssl_log_when_the_window_closes()
     assert ctx.finish() == []
 
 
+def test_an_input_without_x509_log_has_the_record_judged_at_once() -> None:
+    ctx = context(orgs=example_orgs())
+    ctx.feed("new_input", {"source": "ssl.log", "log_types": ["ssl"]})
+    found = ctx.feed("new_ssl", ssl(sni="shop.exampleco.com", cert_chain_fuids=["F2"],
+                                    subject="CN=edge.cdn.example", issuer=LE))
+    assert kinds(found) == [("CN_SNI_MISMATCH", "192.168.1.10", "198.51.100.5")]
+    assert ctx.finish() == []
+
+
 def test_waiting_ends_when_x509_log_moves_past_the_record() -> None:
     ctx = context({"hold_seconds": "30"}, orgs=example_orgs())
     assert ctx.feed("new_ssl", ssl(sni="a.otherco.net", cert_chain_fps=["F3"])) == []
