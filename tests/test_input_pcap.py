@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_flowmeter import T0, Capture, client_hello, sample  # the capture writer checked there
 from typer.testing import CliRunner
 
 from slipsctl.cli import app
@@ -18,6 +17,7 @@ from slipsd.inputs import pcap as pcap_input
 from slipsd.inputs.detect import HEAD_BYTES
 
 from conftest import Daemon
+from pcap_capture import T0, Capture, client_hello, sample
 
 FLOW_TYPES = {"ts": float, "uid": str, "saddr": str, "sport": int, "daddr": str, "dport": int,
               "proto": str, "service": str, "duration": float, "sbytes": int, "dbytes": int,

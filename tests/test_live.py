@@ -19,7 +19,6 @@ from typing import Any
 
 import dpkt  # type: ignore[import-untyped]
 import pytest
-from test_flowmeter import T0, Capture  # the capture writer checked there
 from typer.testing import CliRunner
 
 from slipsctl.cli import app
@@ -29,6 +28,7 @@ from slipsd.sensors.flowmeter import STREAMER_OPTIONS
 from slipsd.sensors.flowmeter_live import EX_NOINPUT, IDLE_TIMEOUT_ENV, LiveLogs, idle_timeout
 
 from conftest import Daemon, wait_for
+from pcap_capture import T0, Capture
 
 STANDIN = Path(__file__).resolve().parent / "zeek_standin" / "zeek"
 
