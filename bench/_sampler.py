@@ -20,7 +20,8 @@ class TreeSampler(threading.Thread):
     """Every ``period`` s: RSS and CPU of ``root`` and its descendants; their PSS every
     ``pss_every`` samples (reading smaps_rollup walks page tables: it costs more)."""
 
-    def __init__(self, root: int, period: float = 0.1, pss_every: int = 10) -> None:
+    def __init__(self, root: int, period: float = 0.1, pss_every: int = 10,
+                 history: bool = False) -> None:
         super().__init__(daemon=True)
         self.root, self.period, self.pss_every = root, period, pss_every
         self.stop = threading.Event()
@@ -29,7 +30,9 @@ class TreeSampler(threading.Thread):
         self.role: dict[int, str] = {}
         self.parent: dict[int, int] = {}  # every pid seen -> its parent, read once
         self.samples = 0
-        # (monotonic time, CPU seconds so far per role) at every sample, for busy_cores
+        # With ``history``: (monotonic time, CPU seconds so far per role) at every sample,
+        # for busy_cores
+        self.keep_history = history
         self.history: list[tuple[float, dict[str, float]]] = []
 
     def run(self) -> None:
@@ -78,7 +81,8 @@ class TreeSampler(threading.Thread):
             self.role.setdefault(pid, "slipsd")
         self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
         self.samples += 1
-        self.history.append((time.monotonic(), self.cpu_by_role()))
+        if self.keep_history:
+            self.history.append((time.monotonic(), self.cpu_by_role()))
 
     def cpu_by_role(self) -> dict[str, float]:
         out: dict[str, float] = {}

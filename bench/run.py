@@ -155,7 +155,7 @@ def measure(n: int, work: Path, sets: list[str], timeline: bool = False) -> dict
                 raise RuntimeError(f"slipsd did not start: see {work}/slipsd-{label(n)}.log")
             time.sleep(0.05)
         time.sleep(1.0)  # let Redis and the daemon settle before sampling
-        sampler = TreeSampler(daemon.pid)
+        sampler = TreeSampler(daemon.pid, history=timeline)
         sampler.start()
         load_before = load1()
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)

@@ -268,8 +268,7 @@ class LiveRetention:
                 run_keys += (keys.profile(self.run_id, ip), self.key("tws", ip))
                 args += (ip, len(tws), *tws)
                 for tw in tws:
-                    base = keys.window(self.run_id, ip, tw)
-                    run_keys += (base, base + ":dst", base + ":ports")
+                    run_keys += keys.window_parts(self.run_id, ip, tw)
             w, p = self._drop_windows(keys=run_keys, args=args)
             windows, profiles = windows + int(w), profiles + int(p)
         return windows, profiles

@@ -121,22 +121,16 @@ class Store:
         queue_window(pipe, self.run_id, ip, tw)
         return window_summary(*pipe.execute())
 
-    def all_windows(self, top: int | None = None) -> dict[tuple[str, int], dict[str, Any]]:
-        """Every profile's window summaries. With ``top``, each lists only its ``top``
-        busiest destinations and ports (busiest first), picked inside Redis."""
+    def all_windows(self, top: int) -> dict[tuple[str, int], dict[str, Any]]:
+        """Every profile's window summaries, each listing only its ``top`` busiest
+        destinations and ports (busiest first), picked inside Redis: a run's whole
+        tables are large, and only the outputs read them all."""
         ips = self.profiles()
         pipe = self.redis.pipeline(transaction=False)
         for ip in ips:
             pipe.smembers(self.key("tws", ip))
         pairs = [(ip, int(tw)) for ip, tws in zip(ips, pipe.execute(), strict=True) for tw in tws]
-        if top is not None:
-            return window_tops(self.redis, self._window_tops, self.run_id, pairs, top)
-        pipe = self.redis.pipeline(transaction=False)
-        for ip, tw in pairs:
-            queue_window(pipe, self.run_id, ip, tw)
-        replies = pipe.execute()
-        return {pair: window_summary(*replies[3 * i : 3 * i + 3])
-                for i, pair in enumerate(pairs)}
+        return window_tops(self.redis, self._window_tops, self.run_id, pairs, top)
 
     def ips(self) -> set[str]:
         return set(self.redis.smembers(self.key("ips")))

@@ -140,8 +140,7 @@ def write_traffic(
         chunk = items[i:i + _WINDOWS_PER_CALL]
         win_keys: list[str] = []
         for (ip, tw), _ in chunk:
-            base = keys.window(run_id, ip, tw)
-            win_keys += (base, base + ":dst", base + ":ports", keys.run(run_id, "tws", ip))
+            win_keys += (*keys.window_parts(run_id, ip, tw), keys.run(run_id, "tws", ip))
         rows = [_window_row(tw, delta) for (_, tw), delta in chunk]
         first = i == 0  # everything but windows goes with the first call
         data = [new_ips if first else [], prof_rows if first else [], rows,

@@ -61,10 +61,8 @@ return replies
 
 
 def queue_window(pipe: Any, run_id: str, ip: str, tw: int) -> None:
-    base = keys.window(run_id, ip, tw)
-    pipe.hgetall(base)
-    pipe.hgetall(base + ":dst")
-    pipe.hgetall(base + ":ports")
+    for key in keys.window_parts(run_id, ip, tw):
+        pipe.hgetall(key)
 
 
 def window_summary(totals: Mapping[str, str], dst: Mapping[str, str],
@@ -85,8 +83,7 @@ def window_tops(client: RedisClient, script: Any, run_id: str,
         chunk = pairs[start:start + WINDOWS_PER_CALL]
         names: list[str] = []
         for ip, tw in chunk:
-            base = keys.window(run_id, ip, tw)
-            names += [base, base + ":dst", base + ":ports"]
+            names += keys.window_parts(run_id, ip, tw)
         for pair, packed in zip(chunk, script(keys=names, args=[top], client=client),
                                 strict=True):
             totals, dst, ports = json.loads(packed)

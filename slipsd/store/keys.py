@@ -30,6 +30,11 @@ def window(run_id: str, ip: str, tw: int, part: str = "") -> str:
     return run(run_id, "tw", ip, tw, part) if part else run(run_id, "tw", ip, tw)
 
 
+def window_parts(run_id: str, ip: str, tw: int) -> tuple[str, str, str]:
+    """A window's three hashes: its totals, its destination IPs and its ports."""
+    return window(run_id, ip, tw), window(run_id, ip, tw, "dst"), window(run_id, ip, tw, "ports")
+
+
 def ip_info(run_id: str, ip: str) -> str:
     return run(run_id, "ipinfo", ip)
 
